@@ -1,0 +1,128 @@
+// Package models holds the GORM models, the store that reads and writes them,
+// and the versioned SQL migrations of the streamhooks database. It imports no
+// other package of the project.
+package models
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"gorm.io/driver/postgres"
+	"gorm.io/driver/sqlite"
+	"gorm.io/gorm"
+	"gorm.io/gorm/logger"
+
+	_ "modernc.org/sqlite" // registers the pure-Go "sqlite" database/sql driver
+)
+
+// Dialects the store supports.
+const (
+	DialectPostgres = "postgres"
+	DialectSQLite   = "sqlite"
+)
+
+// Store reads and writes every table of streamhooks. It is safe for
+// concurrent use.
+type Store struct {
+	db *gorm.DB
+}
+
+// Open connects to the database named by dsn: a postgres:// or postgresql://
+// URL (or a libpq key=value string) for PostgreSQL, or sqlite:<path> / a
+// path ending in .db for the embedded SQLite database of the dev mode.
+func Open(ctx context.Context, dsn string) (*Store, error) {
+	dialect, conn, err := dialectorFor(dsn)
+	if err != nil {
+		return nil, err
+	}
+	db, err := gorm.Open(conn, &gorm.Config{
+		TranslateError:         true,
+		Logger:                 logger.Discard,
+		SkipDefaultTransaction: true,
+		// PostgreSQL keeps microseconds: round here so a created row and the
+		// same row read back are identical.
+		NowFunc: func() time.Time { return now() },
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open %s database: %w", dialect, err)
+	}
+	sqlDB, err := db.DB()
+	if err != nil {
+		return nil, fmt.Errorf("open %s database: %w", dialect, err)
+	}
+	if dialect == DialectSQLite {
+		// One writer at a time is SQLite's rule; WAL lets readers proceed
+		// beside it and busy_timeout queues writers instead of failing them.
+		sqlDB.SetMaxOpenConns(8)
+	} else {
+		sqlDB.SetMaxOpenConns(32)
+		sqlDB.SetMaxIdleConns(16)
+		sqlDB.SetConnMaxIdleTime(5 * time.Minute)
+	}
+	s := &Store{db: db}
+	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := s.Ping(pingCtx); err != nil {
+		_ = s.Close()
+		return nil, fmt.Errorf("connect to %s database: %w", dialect, err)
+	}
+	return s, nil
+}
+
+func dialectorFor(dsn string) (string, gorm.Dialector, error) {
+	switch {
+	case dsn == "":
+		return "", nil, fmt.Errorf("no database configured: set DATABASE_URL (postgres://...) or use the dev data dir")
+	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"), strings.Contains(dsn, "host="):
+		return DialectPostgres, postgres.New(postgres.Config{DSN: dsn}), nil
+	case strings.HasPrefix(dsn, "sqlite:"), strings.HasSuffix(dsn, ".db"):
+		path := strings.TrimPrefix(dsn, "sqlite:")
+		return DialectSQLite, sqlite.New(sqlite.Config{DriverName: "sqlite", DSN: sqliteDSN(path)}), nil
+	}
+	return "", nil, fmt.Errorf("unrecognised database URL: want postgres://..., postgresql://... or sqlite:<path>")
+}
+
+// sqliteDSN adds the pragmas every connection needs: WAL for concurrent
+// readers, a busy timeout so writers queue, foreign keys on, and immediate
+// transactions so two writers never deadlock upgrading read locks.
+func sqliteDSN(path string) string {
+	q := url.Values{}
+	q.Add("_pragma", "busy_timeout(10000)")
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "synchronous(NORMAL)")
+	q.Add("_pragma", "foreign_keys(1)")
+	q.Set("_txlock", "immediate")
+	return "file:" + filepath.ToSlash(path) + "?" + q.Encode()
+}
+
+// SQLiteURL returns the DSN of the SQLite database at path.
+func SQLiteURL(path string) string { return "sqlite:" + path }
+
+// Dialect reports which database the store talks to.
+func (s *Store) Dialect() string { return s.db.Name() }
+
+// Ping checks that the database answers.
+func (s *Store) Ping(ctx context.Context) error {
+	sqlDB, err := s.db.DB()
+	if err != nil {
+		return err
+	}
+	return translate(sqlDB.PingContext(ctx), "database")
+}
+
+// Close releases the connection pool.
+func (s *Store) Close() error {
+	sqlDB, err := s.db.DB()
+	if err != nil {
+		return err
+	}
+	return sqlDB.Close()
+}
+
+// now is the store's clock: UTC, rounded to the microsecond PostgreSQL keeps,
+// so a row written and the same row read back are identical.
+func now() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }

@@ -1,0 +1,259 @@
+package models_test
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/streamhooks/streamhooks/models"
+	"github.com/streamhooks/streamhooks/models/modelstest"
+)
+
+func ptr[T any](v T) *T { return &v }
+
+func wantCode(t *testing.T, err error, want string) {
+	t.Helper()
+	if got := models.ErrorCode(err); got != want {
+		t.Fatalf("error code: got %q (%v), want %q", got, err, want)
+	}
+}
+
+func TestMigrateTwiceAppliesNothing(t *testing.T) {
+	modelstest.Each(t, func(t *testing.T, s *models.Store) {
+		applied, err := s.Migrate(context.Background())
+		if err != nil {
+			t.Fatalf("second migrate: %v", err)
+		}
+		if len(applied) != 0 {
+			t.Fatalf("second migrate applied %v, want nothing", applied)
+		}
+	})
+}
+
+func TestOrganizations(t *testing.T) {
+	modelstest.Each(t, func(t *testing.T, s *models.Store) {
+		ctx := context.Background()
+		if _, err := s.CreateOrganization(ctx, "dcek2m", "Acme"); err != nil {
+			t.Fatalf("create: %v", err)
+		}
+		tests := []struct {
+			name string
+			id   string
+			want string
+		}{
+			{"duplicate", "dcek2m", models.ECONFLICT},
+			{"empty", "", models.EINVALID},
+			{"slash", "a/b", models.EINVALID},
+			{"space", "a b", models.EINVALID},
+			{"too long", strings.Repeat("a", 64), models.EINVALID},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				_, err := s.CreateOrganization(ctx, tt.id, "")
+				wantCode(t, err, tt.want)
+			})
+		}
+		org, err := s.GetOrganization(ctx, "dcek2m")
+		if err != nil || org.Name != "Acme" {
+			t.Fatalf("get: got %+v, %v; want Acme", org, err)
+		}
+		_, err = s.GetOrganization(ctx, "nope")
+		wantCode(t, err, models.ENOTFOUND)
+	})
+}
+
+func TestTokens(t *testing.T) {
+	modelstest.Each(t, func(t *testing.T, s *models.Store) {
+		ctx := context.Background()
+		tok := modelstest.Org(t, s, "acme")
+		if !strings.HasPrefix(tok, "shk_") || len(tok) != 52 {
+			t.Fatalf("token %q: want shk_ and 48 hex digits", tok)
+		}
+		p, err := s.Authenticate(ctx, tok)
+		if err != nil || p.Scope != models.ScopeCustomer || p.OrganizationID != "acme" {
+			t.Fatalf("authenticate: got %+v, %v", p, err)
+		}
+		svc := modelstest.ServiceToken(t, s)
+		p, err = s.Authenticate(ctx, svc)
+		if err != nil || p.Scope != models.ScopeService || p.OrganizationID != "" {
+			t.Fatalf("authenticate service: got %+v, %v", p, err)
+		}
+
+		_, err = s.Authenticate(ctx, tok+"x")
+		wantCode(t, err, models.ENOTFOUND)
+		_, err = s.CreateToken(ctx, models.ScopeCustomer, "")
+		wantCode(t, err, models.EINVALID)
+		_, err = s.CreateToken(ctx, models.ScopeCustomer, "ghost")
+		wantCode(t, err, models.ENOTFOUND)
+		_, err = s.CreateToken(ctx, models.ScopeService, "acme")
+		wantCode(t, err, models.EINVALID)
+
+		if err := s.RevokeToken(ctx, tok); err != nil {
+			t.Fatalf("revoke: %v", err)
+		}
+		_, err = s.Authenticate(ctx, tok)
+		wantCode(t, err, models.ENOTFOUND)
+		wantCode(t, s.RevokeToken(ctx, tok), models.ENOTFOUND)
+	})
+}
+
+func TestWebhooks(t *testing.T) {
+	modelstest.Each(t, func(t *testing.T, s *models.Store) {
+		ctx := context.Background()
+		modelstest.Org(t, s, "a")
+		modelstest.Org(t, s, "b")
+		var ids []string
+		for i := range 3 {
+			w, err := s.CreateWebhook(ctx, "a", models.WebhookUpdate{URL: ptr("https://example.com/" + string(rune('x'+i))), SecretToken: ptr("s3cret")})
+			if err != nil {
+				t.Fatalf("create: %v", err)
+			}
+			if !w.IsActive || w.OrganizationID != "a" {
+				t.Fatalf("created %+v: want active webhook of a", w)
+			}
+			ids = append(ids, w.ID)
+			time.Sleep(2 * time.Millisecond) // distinct created_at for a stable order
+		}
+		page, total, err := s.ListWebhooks(ctx, "a", models.Page{Limit: 2, Offset: 1})
+		if err != nil || total != 3 || len(page) != 2 || page[0].ID != ids[1] || page[1].ID != ids[2] {
+			t.Fatalf("list: got %d rows of %d (%v), want rows 2-3 of 3", len(page), total, err)
+		}
+		if _, total, _ := s.ListWebhooks(ctx, "b", models.Page{Limit: 10}); total != 0 {
+			t.Fatalf("org b sees %d webhooks, want 0", total)
+		}
+
+		_, err = s.GetWebhook(ctx, "b", ids[0])
+		wantCode(t, err, models.ENOTFOUND)
+		_, err = s.GetWebhook(ctx, "a", "not-a-uuid")
+		wantCode(t, err, models.ENOTFOUND)
+		_, err = s.UpdateWebhook(ctx, "b", ids[0], models.WebhookUpdate{URL: ptr("https://evil.example")})
+		wantCode(t, err, models.ENOTFOUND)
+		wantCode(t, s.DeleteWebhook(ctx, "b", ids[0]), models.ENOTFOUND)
+
+		w, err := s.UpdateWebhook(ctx, "a", ids[0], models.WebhookUpdate{IsActive: ptr(false)})
+		if err != nil || w.IsActive || w.DeactivatedReason == "" || w.URL != "https://example.com/x" {
+			t.Fatalf("deactivate: got %+v, %v", w, err)
+		}
+		w, err = s.UpdateWebhook(ctx, "a", ids[0], models.WebhookUpdate{IsActive: ptr(true), SecretToken: ptr("new")})
+		if err != nil || !w.IsActive || w.DeactivatedReason != "" || w.SecretToken != "new" {
+			t.Fatalf("reactivate: got %+v, %v", w, err)
+		}
+
+		if err := s.DeleteWebhook(ctx, "a", ids[0]); err != nil {
+			t.Fatalf("delete: %v", err)
+		}
+		_, err = s.GetWebhook(ctx, "a", ids[0])
+		wantCode(t, err, models.ENOTFOUND)
+		wantCode(t, s.DeleteWebhook(ctx, "a", ids[0]), models.ENOTFOUND)
+		if _, total, _ := s.ListWebhooks(ctx, "a", models.Page{Limit: 10}); total != 2 {
+			t.Fatalf("after delete: %d webhooks, want 2", total)
+		}
+	})
+}
+
+func TestEventsAndDeliveries(t *testing.T) {
+	modelstest.Each(t, func(t *testing.T, s *models.Store) {
+		ctx := context.Background()
+		modelstest.Org(t, s, "a")
+		var hooks []*models.Webhook
+		for _, u := range []string{"https://one.example", "https://two.example", "https://off.example"} {
+			w, err := s.CreateWebhook(ctx, "a", models.WebhookUpdate{URL: ptr(u), SecretToken: ptr("k")})
+			if err != nil {
+				t.Fatal(err)
+			}
+			hooks = append(hooks, w)
+		}
+		if _, err := s.UpdateWebhook(ctx, "a", hooks[2].ID, models.WebhookUpdate{IsActive: ptr(false)}); err != nil {
+			t.Fatal(err)
+		}
+		payload := []byte(`{"z":1, "id":"vid1","a":  [1,2] ,"video":{"status":"Completed"}}`)
+		ev, created, err := s.CreateEvent(ctx, &models.AssetEvent{ID: "e1", OrganizationID: "a", AssetID: "vid1", Payload: payload, WorkflowID: "wf-e1"})
+		if err != nil || !created {
+			t.Fatalf("create event: created=%v err=%v", created, err)
+		}
+		again, created, err := s.CreateEvent(ctx, &models.AssetEvent{ID: "e1", OrganizationID: "a", AssetID: "other", Payload: []byte(`{}`), WorkflowID: "wf-x"})
+		if err != nil || created || again.WorkflowID != "wf-e1" || !bytes.Equal(again.Payload, payload) {
+			t.Fatalf("repeat event: got created=%v wf=%q err=%v, want the first row", created, again.WorkflowID, err)
+		}
+		_ = ev
+
+		ds, err := s.CreateDeliveries(ctx, "e1")
+		if err != nil || len(ds) != 2 {
+			t.Fatalf("create deliveries: got %d, %v; want 2 (inactive webhook skipped)", len(ds), err)
+		}
+		ds2, err := s.CreateDeliveries(ctx, "e1")
+		if err != nil || len(ds2) != 2 || ds2[0].ID != ds[0].ID {
+			t.Fatalf("create deliveries again: got %v, %v; want the same two", ds2, err)
+		}
+		if ds[0].ID != models.DeliveryID("e1", ds[0].WebhookID) {
+			t.Fatalf("delivery id %s is not derived from event and webhook", ds[0].ID)
+		}
+
+		target, err := s.LoadDeliveryTarget(ctx, ds[0].ID)
+		if err != nil || !bytes.Equal(target.Payload, payload) || target.Webhook.SecretToken != "k" {
+			t.Fatalf("load target: got %+v, %v", target, err)
+		}
+
+		next := time.Now().Add(time.Minute)
+		attempt := &models.DeliveryAttempt{DeliveryID: ds[0].ID, AttemptNumber: 1, RequestURL: "https://one.example", RequestHeaders: "{}",
+			ResponseStatus: 500, ErrorClass: models.ErrorClassHTTP, StartedAt: time.Now(), FinishedAt: time.Now()}
+		if err := s.RecordAttempt(ctx, attempt, models.AttemptOutcome{State: models.DeliveryPending, NextAttemptAt: &next}); err != nil {
+			t.Fatalf("record attempt: %v", err)
+		}
+		// Recording the same attempt again (a retried activity) changes nothing.
+		dup := *attempt
+		dup.ID = 0
+		if err := s.RecordAttempt(ctx, &dup, models.AttemptOutcome{State: models.DeliveryPending, NextAttemptAt: &next}); err != nil {
+			t.Fatalf("record attempt again: %v", err)
+		}
+		atts, err := s.ListAttempts(ctx, ds[0].ID)
+		if err != nil || len(atts) != 1 {
+			t.Fatalf("attempts: got %d, %v; want 1", len(atts), err)
+		}
+		d, _ := s.GetDelivery(ctx, ds[0].ID)
+		if d.AttemptCount != 1 || d.LastStatus != 500 || d.State != models.DeliveryPending {
+			t.Fatalf("delivery after attempt: %+v", d)
+		}
+
+		// 410 on the second webhook deactivates it and ends the delivery.
+		gone := &models.DeliveryAttempt{DeliveryID: ds[1].ID, AttemptNumber: 1, RequestURL: "https://two.example", RequestHeaders: "{}",
+			ResponseStatus: 410, ErrorClass: models.ErrorClassHTTP, StartedAt: time.Now(), FinishedAt: time.Now()}
+		if err := s.RecordAttempt(ctx, gone, models.AttemptOutcome{State: models.DeliveryFailed, DeactivateReason: "410 Gone"}); err != nil {
+			t.Fatal(err)
+		}
+		w, _ := s.GetWebhook(ctx, "a", ds[1].WebhookID)
+		if w.IsActive || w.DeactivatedReason != "410 Gone" {
+			t.Fatalf("webhook after 410: %+v", w)
+		}
+
+		// Deleting the first webhook cancels its pending delivery; a late
+		// attempt result does not resurrect it.
+		if err := s.DeleteWebhook(ctx, "a", ds[0].WebhookID); err != nil {
+			t.Fatal(err)
+		}
+		late := &models.DeliveryAttempt{DeliveryID: ds[0].ID, AttemptNumber: 2, RequestURL: "x", RequestHeaders: "{}", ResponseStatus: 200, StartedAt: time.Now(), FinishedAt: time.Now()}
+		if err := s.RecordAttempt(ctx, late, models.AttemptOutcome{State: models.DeliverySucceeded}); err != nil {
+			t.Fatal(err)
+		}
+		d, _ = s.GetDelivery(ctx, ds[0].ID)
+		if d.State != models.DeliveryCancelled {
+			t.Fatalf("deleted webhook's delivery: state %s, want cancelled", d.State)
+		}
+		target, err = s.LoadDeliveryTarget(ctx, ds[0].ID)
+		if err != nil || target.Webhook.SecretToken != "" || !target.Webhook.DeletedAt.Valid {
+			t.Fatalf("deleted webhook target: %+v, %v; want erased secret and deleted_at", target.Webhook, err)
+		}
+
+		if evs, err := s.UnstartedEvents(ctx, time.Now().Add(time.Second), 10); err != nil || len(evs) != 1 {
+			t.Fatalf("unstarted: got %d, %v; want 1", len(evs), err)
+		}
+		if err := s.MarkEventStarted(ctx, "e1"); err != nil {
+			t.Fatal(err)
+		}
+		if evs, _ := s.UnstartedEvents(ctx, time.Now().Add(time.Second), 10); len(evs) != 0 {
+			t.Fatalf("unstarted after mark: %d, want 0", len(evs))
+		}
+	})
+}

@@ -1,0 +1,164 @@
+package models
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"gorm.io/gorm"
+)
+
+// Webhook is an endpoint of an organization that receives every asset event.
+type Webhook struct {
+	ID                string `gorm:"primaryKey"`
+	OrganizationID    string
+	URL               string `gorm:"column:url"`
+	SecretToken       string
+	IsActive          bool
+	DeactivatedReason string
+	CreatedAt         time.Time
+	UpdatedAt         time.Time
+	DeletedAt         gorm.DeletedAt
+}
+
+// TableName pins the table name so GORM's naming rules can never drift from
+// the migrations.
+func (Webhook) TableName() string { return "webhooks" }
+
+// TableName pins the table name.
+func (APIToken) TableName() string { return "api_tokens" }
+
+// TableName pins the table name.
+func (Organization) TableName() string { return "organizations" }
+
+// WebhookUpdate lists the fields to change; nil fields stay as they are.
+type WebhookUpdate struct {
+	URL         *string
+	SecretToken *string
+	IsActive    *bool
+}
+
+// Page selects a window of a list.
+type Page struct {
+	Limit  int
+	Offset int
+}
+
+// CreateWebhook registers a new endpoint for an organization, active unless
+// in.IsActive says otherwise. in.URL and in.SecretToken are required. Input
+// is validated by the caller (the API), which owns the field-level messages.
+func (s *Store) CreateWebhook(ctx context.Context, orgID string, in WebhookUpdate) (*Webhook, error) {
+	if in.URL == nil || in.SecretToken == nil {
+		return nil, Errorf(EINVALID, "A webhook needs a url and a secret_token.")
+	}
+	w := &Webhook{ID: uuid.NewString(), OrganizationID: orgID, URL: *in.URL, SecretToken: *in.SecretToken, IsActive: true}
+	if in.IsActive != nil && !*in.IsActive {
+		w.IsActive, w.DeactivatedReason = false, "Deactivated through the API."
+	}
+	if err := s.db.WithContext(ctx).Create(w).Error; err != nil {
+		return nil, fmt.Errorf("create webhook: %w", translate(err, "Webhook"))
+	}
+	return w, nil
+}
+
+// GetWebhook loads a live webhook of an organization. A malformed id, an id
+// of another organization and a deleted webhook are all ENOTFOUND.
+func (s *Store) GetWebhook(ctx context.Context, orgID, id string) (*Webhook, error) {
+	return s.getWebhook(s.db.WithContext(ctx), orgID, id)
+}
+
+func (s *Store) getWebhook(db *gorm.DB, orgID, id string) (*Webhook, error) {
+	if _, err := uuid.Parse(id); err != nil {
+		return nil, Errorf(ENOTFOUND, "Webhook not found.")
+	}
+	var w Webhook
+	if err := db.Where("id = ? AND organization_id = ?", id, orgID).Take(&w).Error; err != nil {
+		return nil, fmt.Errorf("get webhook %s: %w", id, translate(err, "Webhook"))
+	}
+	return &w, nil
+}
+
+// ListWebhooks returns one page of an organization's live webhooks, oldest
+// first, and the total count.
+func (s *Store) ListWebhooks(ctx context.Context, orgID string, page Page) ([]Webhook, int64, error) {
+	db := s.db.WithContext(ctx).Model(&Webhook{}).Where("organization_id = ?", orgID)
+	var total int64
+	if err := db.Count(&total).Error; err != nil {
+		return nil, 0, fmt.Errorf("count webhooks: %w", translate(err, "Webhook"))
+	}
+	var out []Webhook
+	if err := db.Order("created_at, id").Limit(page.Limit).Offset(page.Offset).Find(&out).Error; err != nil {
+		return nil, 0, fmt.Errorf("list webhooks: %w", translate(err, "Webhook"))
+	}
+	return out, total, nil
+}
+
+// UpdateWebhook changes the given fields of a live webhook. Re-activating
+// clears the deactivation reason; deactivating cancels pending deliveries.
+func (s *Store) UpdateWebhook(ctx context.Context, orgID, id string, upd WebhookUpdate) (*Webhook, error) {
+	var out *Webhook
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		w, err := s.getWebhook(tx, orgID, id)
+		if err != nil {
+			return err
+		}
+		changes := map[string]any{"updated_at": now()}
+		if upd.URL != nil {
+			changes["url"] = *upd.URL
+		}
+		if upd.SecretToken != nil {
+			changes["secret_token"] = *upd.SecretToken
+		}
+		if upd.IsActive != nil && *upd.IsActive != w.IsActive {
+			changes["is_active"] = *upd.IsActive
+			if *upd.IsActive {
+				changes["deactivated_reason"] = ""
+			} else {
+				changes["deactivated_reason"] = "Deactivated through the API."
+				if err := cancelPendingDeliveries(tx, w.ID); err != nil {
+					return err
+				}
+			}
+		}
+		if err := tx.Model(&Webhook{}).Where("id = ?", w.ID).Updates(changes).Error; err != nil {
+			return err
+		}
+		out, err = s.getWebhook(tx, orgID, id)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("update webhook %s: %w", id, translate(err, "Webhook"))
+	}
+	return out, nil
+}
+
+// DeleteWebhook soft-deletes a webhook (its deliveries and attempts stay for
+// audit), erases its secret and cancels its pending deliveries.
+func (s *Store) DeleteWebhook(ctx context.Context, orgID, id string) error {
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		w, err := s.getWebhook(tx, orgID, id)
+		if err != nil {
+			return err
+		}
+		ts := now()
+		if err := tx.Model(&Webhook{}).Where("id = ?", w.ID).Updates(map[string]any{
+			"deleted_at": ts, "updated_at": ts, "secret_token": "", "is_active": false,
+			"deactivated_reason": "Deleted through the API.",
+		}).Error; err != nil {
+			return err
+		}
+		return cancelPendingDeliveries(tx, w.ID)
+	})
+	if err != nil {
+		return fmt.Errorf("delete webhook %s: %w", id, translate(err, "Webhook"))
+	}
+	return nil
+}
+
+// cancelPendingDeliveries ends every pending delivery of a webhook. Their
+// workflows notice at their next attempt and stop.
+func cancelPendingDeliveries(tx *gorm.DB, webhookID string) error {
+	return tx.Table("deliveries").Where("webhook_id = ? AND state = ?", webhookID, DeliveryPending).
+		Updates(map[string]any{"state": DeliveryCancelled, "next_attempt_at": nil, "updated_at": now()}).Error
+}
