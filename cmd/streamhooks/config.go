@@ -3,9 +3,13 @@ package main
 import (
 	"flag"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
+
+	"github.com/streamhooks/streamhooks/activities"
 
 	"github.com/streamhooks/streamhooks/models"
 )
@@ -16,6 +20,12 @@ const (
 	envDataDir     = "STREAMHOOKS_DATA_DIR"
 	envAPIAddr     = "STREAMHOOKS_API_ADDR"
 	envLogLevel    = "STREAMHOOKS_LOG_LEVEL"
+
+	envTemporalAddress   = "TEMPORAL_ADDRESS"
+	envTemporalNamespace = "TEMPORAL_NAMESPACE"
+	envRetrySchedule     = "STREAMHOOKS_RETRY_SCHEDULE"
+	envAttemptTimeout    = "STREAMHOOKS_ATTEMPT_TIMEOUT"
+	envAllowedTargets    = "STREAMHOOKS_ALLOWED_TARGET_CIDRS"
 )
 
 // defaultDataDir is where the dev mode keeps its databases.
@@ -28,6 +38,39 @@ type config struct {
 	DataDir     string
 	APIAddr     string
 	LogLevel    string
+
+	TemporalAddress   string
+	TemporalNamespace string
+	RetrySchedule     string // parsed by delivery()
+	AttemptTimeout    string
+	AllowedTargets    string
+}
+
+// deliveryConfig is the validated delivery settings of a worker.
+type deliveryConfig struct {
+	Schedule       []time.Duration
+	AttemptTimeout time.Duration
+	Allowed        []netip.Prefix
+}
+
+// delivery parses and validates the delivery settings, failing with a
+// message that names the variable.
+func (c *config) delivery() (deliveryConfig, error) {
+	var d deliveryConfig
+	var err error
+	if d.Schedule, err = activities.ParseSchedule(c.RetrySchedule); err != nil {
+		return d, fmt.Errorf("%w: %s: %v", errUsage, envRetrySchedule, err)
+	}
+	d.AttemptTimeout = activities.DefaultAttemptTimeout
+	if c.AttemptTimeout != "" {
+		if d.AttemptTimeout, err = time.ParseDuration(c.AttemptTimeout); err != nil || d.AttemptTimeout <= 0 || d.AttemptTimeout > 5*time.Minute {
+			return d, fmt.Errorf("%w: %s=%q: want a duration between 1ms and 5m", errUsage, envAttemptTimeout, c.AttemptTimeout)
+		}
+	}
+	if d.Allowed, err = activities.ParseCIDRs(c.AllowedTargets); err != nil {
+		return d, fmt.Errorf("%w: %s: %v", errUsage, envAllowedTargets, err)
+	}
+	return d, nil
 }
 
 // loadConfig reads the environment. Commands then register flags on top.
@@ -37,6 +80,12 @@ func loadConfig() config {
 		DataDir:     envOr(envDataDir, defaultDataDir),
 		APIAddr:     envOr(envAPIAddr, ""),
 		LogLevel:    envOr(envLogLevel, "info"),
+
+		TemporalAddress:   envOr(envTemporalAddress, "127.0.0.1:7233"),
+		TemporalNamespace: envOr(envTemporalNamespace, "default"),
+		RetrySchedule:     os.Getenv(envRetrySchedule),
+		AttemptTimeout:    envOr(envAttemptTimeout, ""),
+		AllowedTargets:    os.Getenv(envAllowedTargets),
 	}
 }
 

@@ -23,6 +23,7 @@ Usage:
 
 Commands:
   api                      run the HTTP API (DATABASE_URL, TEMPORAL_ADDRESS)
+  worker                   run the delivery worker (DATABASE_URL, TEMPORAL_ADDRESS)
   migrate                  apply database migrations
   orgs create <org_id>     create an organization [--name NAME]
   tokens create            create a token: --org <org_id> (customer) or --service
@@ -75,6 +76,8 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return nil
 	case "api":
 		return cmdAPI(ctx, rest, stderr)
+	case "worker":
+		return cmdWorker(ctx, rest, stderr)
 	case "migrate":
 		return cmdMigrate(ctx, rest, stdout, stderr)
 	case "orgs":

@@ -11,7 +11,10 @@ import (
 	"strings"
 	"time"
 
+	"go.temporal.io/sdk/client"
+
 	"github.com/streamhooks/streamhooks/api"
+	"github.com/streamhooks/streamhooks/workflows"
 )
 
 // shutdownTimeout bounds how long in-flight requests may finish on stop.
@@ -86,6 +89,14 @@ func cmdAPI(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	log.Info("api listening", "addr", ln.Addr().String(), "version", version)
-	return serveHTTP(ctx, ln, api.New(api.Config{Store: store, Logger: log}), log)
+	// A lazy client lets the API start (and serve webhook CRUD) while
+	// Temporal is down; event signals then answer 503 and are retried.
+	c, err := client.NewLazyClient(cfg.temporalOptions(log))
+	if err != nil {
+		return fmt.Errorf("temporal client: %w", err)
+	}
+	defer c.Close()
+	log.Info("api listening", "addr", ln.Addr().String(), "version", version, "temporal", cfg.TemporalAddress)
+	h := api.New(api.Config{Store: store, Events: &workflows.Starter{Client: c}, Logger: log})
+	return serveHTTP(ctx, ln, h, log)
 }

@@ -1,0 +1,73 @@
+// Package activities holds every side effect of a delivery: loading and
+// recording rows, signing, and the guarded HTTP attempt. Workflows call the
+// methods of Activities through a nil *Activities.
+package activities
+
+import (
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/streamhooks/streamhooks/models"
+)
+
+// Defaults of Config.
+const (
+	DefaultAttemptTimeout = 15 * time.Second
+	// MaxStoredBody caps the response body kept on an attempt row.
+	MaxStoredBody = 64 << 10
+)
+
+// Config is what the activities need, injected by the worker.
+type Config struct {
+	Store          *models.Store
+	Guard          *Guard       // egress policy; refuses every non-public address when nil
+	Client         *http.Client // built from Guard by NewHTTPClient when nil
+	Schedule       []time.Duration
+	AttemptTimeout time.Duration
+	UserAgent      string
+	Logger         *slog.Logger
+	Now            func() time.Time // the clock; time.Now when nil
+}
+
+// Activities implements the delivery activities.
+type Activities struct {
+	store          *models.Store
+	guard          *Guard
+	client         *http.Client
+	schedule       []time.Duration
+	attemptTimeout time.Duration
+	userAgent      string
+	log            *slog.Logger
+	now            func() time.Time
+}
+
+// New returns the activities with their dependencies.
+func New(cfg Config) *Activities {
+	a := &Activities{
+		store: cfg.Store, guard: cfg.Guard, client: cfg.Client, schedule: cfg.Schedule, attemptTimeout: cfg.AttemptTimeout,
+		userAgent: cfg.UserAgent, log: cfg.Logger, now: cfg.Now,
+	}
+	if a.schedule == nil {
+		a.schedule = DefaultSchedule
+	}
+	if a.attemptTimeout <= 0 {
+		a.attemptTimeout = DefaultAttemptTimeout
+	}
+	if a.userAgent == "" {
+		a.userAgent = "streamhooks/dev"
+	}
+	if a.log == nil {
+		a.log = slog.New(slog.DiscardHandler)
+	}
+	if a.now == nil {
+		a.now = time.Now
+	}
+	if a.guard == nil {
+		a.guard = NewGuard(nil)
+	}
+	if a.client == nil {
+		a.client = NewHTTPClient(a.guard, a.attemptTimeout)
+	}
+	return a
+}

@@ -1,0 +1,330 @@
+package activities
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/streamhooks/streamhooks/models"
+)
+
+// Attempt outcomes, as returned to the workflow.
+const (
+	OutcomeDelivered = "delivered" // 2xx: the delivery succeeded
+	OutcomeRetry     = "retry"     // failed attempt; try again later
+	OutcomeFailed    = "failed"    // failed for good (410, or the last attempt)
+	OutcomeCancelled = "cancelled" // the webhook was deleted or deactivated
+)
+
+// ErrTypeNotFound is the non-retryable error type for a delivery or event
+// that does not exist: retrying cannot help.
+const ErrTypeNotFound = "NotFound"
+
+// maxRetryAfter bounds how far a Retry-After header can push the next attempt.
+const maxRetryAfter = 24 * time.Hour
+
+// PrepareInput names the event whose deliveries to create.
+type PrepareInput struct {
+	EventID string
+}
+
+// DeliveryRef is what the workflow knows of one delivery: ids and the host
+// for summaries, never the secret or the payload.
+type DeliveryRef struct {
+	ID        string
+	WebhookID string
+	Host      string
+}
+
+// PrepareResult lists the deliveries of an event and the worker's retry
+// settings, which thereby become part of the workflow's history.
+type PrepareResult struct {
+	Deliveries     []DeliveryRef
+	Schedule       []time.Duration
+	AttemptTimeout time.Duration
+}
+
+// PrepareDeliveries snapshots the organization's active webhooks into one
+// pending delivery each. It is idempotent: a retry returns the same set.
+func (a *Activities) PrepareDeliveries(ctx context.Context, in PrepareInput) (PrepareResult, error) {
+	ds, err := a.store.CreateDeliveries(ctx, in.EventID)
+	if err != nil {
+		return PrepareResult{}, activityError(err)
+	}
+	out := PrepareResult{Schedule: a.schedule, AttemptTimeout: a.attemptTimeout, Deliveries: make([]DeliveryRef, len(ds))}
+	for i, d := range ds {
+		host := ""
+		if t, err := a.store.LoadDeliveryTarget(ctx, d.ID); err == nil {
+			host = hostOf(t.Webhook.URL)
+		}
+		out.Deliveries[i] = DeliveryRef{ID: d.ID, WebhookID: d.WebhookID, Host: host}
+	}
+	return out, nil
+}
+
+// AttemptInput is one attempt of one delivery.
+type AttemptInput struct {
+	DeliveryID string
+	Attempt    int           // 1-based
+	Final      bool          // no retry follows a failure of this attempt
+	NextDelay  time.Duration // the planned wait before the next attempt
+}
+
+// AttemptResult is what the workflow needs to decide what comes next.
+type AttemptResult struct {
+	Outcome    string
+	StatusCode int
+	ErrorClass string
+	RetryAfter time.Duration // from Retry-After on 429/503, else 0
+	DurationMS int64
+}
+
+// AttemptDelivery makes one HTTP attempt and records it. HTTP failures are
+// results, not errors: an error means the attempt could not be made or
+// recorded (database down) and Temporal retries the activity.
+func (a *Activities) AttemptDelivery(ctx context.Context, in AttemptInput) (AttemptResult, error) {
+	t, err := a.store.LoadDeliveryTarget(ctx, in.DeliveryID)
+	if err != nil {
+		return AttemptResult{}, activityError(err)
+	}
+	if t.Delivery.State != models.DeliveryPending {
+		return resultOfState(t.Delivery.State), nil
+	}
+	if t.Webhook.DeletedAt.Valid || !t.Webhook.IsActive {
+		if err := a.store.FinishDelivery(ctx, in.DeliveryID, models.DeliveryCancelled); err != nil {
+			return AttemptResult{}, activityError(err)
+		}
+		return AttemptResult{Outcome: OutcomeCancelled}, nil
+	}
+	if t.Delivery.AttemptCount >= in.Attempt {
+		// This attempt was made and recorded before the activity was
+		// retried (worker crash after the commit): do not send it twice.
+		return resultOfState(t.Delivery.State), nil
+	}
+
+	row, res := a.send(ctx, t, in.Attempt)
+	outcome := models.AttemptOutcome{State: models.DeliveryPending}
+	switch {
+	case res.Outcome == OutcomeDelivered:
+		outcome.State = models.DeliverySucceeded
+	case res.StatusCode == http.StatusGone:
+		res.Outcome = OutcomeFailed
+		outcome.State = models.DeliveryFailed
+		outcome.DeactivateReason = "The endpoint answered 410 Gone on " + row.StartedAt.Format(time.RFC3339) + "."
+	case in.Final:
+		res.Outcome = OutcomeFailed
+		outcome.State = models.DeliveryFailed
+	default:
+		next := row.FinishedAt.Add(max(in.NextDelay, res.RetryAfter))
+		outcome.NextAttemptAt = &next
+	}
+	if err := a.store.RecordAttempt(ctx, row, outcome); err != nil {
+		return AttemptResult{}, activityError(err)
+	}
+	a.log.InfoContext(ctx, "delivery attempt", "deliveryID", in.DeliveryID, "attempt", in.Attempt,
+		"statusCode", res.StatusCode, "errorClass", res.ErrorClass, "outcome", res.Outcome, "durationMS", res.DurationMS)
+	return res, nil
+}
+
+// FinishInput ends a delivery.
+type FinishInput struct {
+	DeliveryID string
+	State      string
+}
+
+// FinishDelivery sets a pending delivery's final state.
+func (a *Activities) FinishDelivery(ctx context.Context, in FinishInput) error {
+	return activityError(a.store.FinishDelivery(ctx, in.DeliveryID, in.State))
+}
+
+func resultOfState(state string) AttemptResult {
+	switch state {
+	case models.DeliverySucceeded:
+		return AttemptResult{Outcome: OutcomeDelivered}
+	case models.DeliveryFailed:
+		return AttemptResult{Outcome: OutcomeFailed}
+	case models.DeliveryCancelled:
+		return AttemptResult{Outcome: OutcomeCancelled}
+	}
+	return AttemptResult{Outcome: OutcomeRetry}
+}
+
+// send performs the HTTP request and builds the attempt row.
+func (a *Activities) send(ctx context.Context, t *models.DeliveryTarget, attempt int) (*models.DeliveryAttempt, AttemptResult) {
+	start := a.now()
+	ts := start.Unix()
+	headers := http.Header{}
+	headers.Set("Content-Type", "application/json")
+	headers.Set("User-Agent", a.userAgent)
+	headers.Set("x-streams-token", t.Webhook.SecretToken)
+	headers.Set("webhook-id", t.Delivery.ID)
+	headers.Set("webhook-timestamp", strconv.FormatInt(ts, 10))
+	headers.Set("webhook-signature", Sign([]byte(t.Webhook.SecretToken), t.Delivery.ID, ts, t.Payload))
+
+	row := &models.DeliveryAttempt{
+		DeliveryID: t.Delivery.ID, AttemptNumber: attempt, RequestURL: redactURL(t.Webhook.URL),
+		RequestHeaders: maskedHeaders(headers), StartedAt: start,
+	}
+	res := AttemptResult{}
+	ctx, cancel := context.WithTimeout(ctx, a.attemptTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.Webhook.URL, bytes.NewReader(t.Payload))
+	if err == nil {
+		err = a.guard.CheckHost(req.URL.Hostname())
+	}
+	if err == nil {
+		req.Header = headers
+		var resp *http.Response
+		resp, err = a.client.Do(req)
+		if err == nil {
+			body, readErr := readCapped(resp.Body, MaxStoredBody)
+			_ = resp.Body.Close()
+			row.ResponseStatus, res.StatusCode = resp.StatusCode, resp.StatusCode
+			row.ResponseHeaders = jsonHeaders(resp.Header)
+			row.ResponseBody = body
+			if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+				res.Outcome = OutcomeDelivered
+			} else {
+				res.Outcome, res.ErrorClass = OutcomeRetry, models.ErrorClassHTTP
+				row.ErrorMessage = fmt.Sprintf("The endpoint answered %d %s.", resp.StatusCode, http.StatusText(resp.StatusCode))
+				if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
+					res.RetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), start)
+				}
+			}
+			if readErr != nil && res.Outcome != OutcomeDelivered {
+				row.ErrorMessage += " Reading the body failed: " + safeError(readErr)
+			}
+		}
+	}
+	if err != nil {
+		res.Outcome = OutcomeRetry
+		res.ErrorClass, row.ErrorMessage = classifyError(err)
+	}
+	row.ErrorClass = res.ErrorClass
+	row.FinishedAt = a.now()
+	row.DurationMS = row.FinishedAt.Sub(start).Milliseconds()
+	res.DurationMS = row.DurationMS
+	return row, res
+}
+
+// readCapped reads at most limit bytes of a body, then drains a little more
+// so the connection can be reused, without ever reading an endless body.
+func readCapped(r io.Reader, limit int64) ([]byte, error) {
+	body, err := io.ReadAll(io.LimitReader(r, limit))
+	if err == nil {
+		_, _ = io.CopyN(io.Discard, r, 4*limit)
+	}
+	return body, err
+}
+
+// classifyError maps a transport error to an error class and a message that
+// is safe to show to customers (no secrets, no internal addresses beyond the
+// target's own).
+func classifyError(err error) (string, string) {
+	if b, ok := isBlocked(err); ok {
+		return models.ErrorClassBlocked, "Blocked: " + b.Error() + "."
+	}
+	var dnsErr *net.DNSError
+	if errors.As(err, &dnsErr) {
+		return models.ErrorClassDNS, "DNS lookup failed for " + dnsErr.Name + "."
+	}
+	var netErr net.Error
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded) || (errors.As(err, &netErr) && netErr.Timeout()) {
+		return models.ErrorClassTimeout, "The endpoint did not answer in time."
+	}
+	var urlErr *url.Error
+	if errors.As(err, &urlErr) && urlErr.Err != nil {
+		return models.ErrorClassConnection, "Connection failed: " + safeError(urlErr.Err)
+	}
+	return models.ErrorClassConnection, "Connection failed: " + safeError(err)
+}
+
+// safeError shortens an error text for storage.
+func safeError(err error) string {
+	s := err.Error()
+	if len(s) > 300 {
+		s = s[:300]
+	}
+	return s
+}
+
+// parseRetryAfter reads Retry-After as seconds or an HTTP date, bounded.
+func parseRetryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0
+	}
+	var d time.Duration
+	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if secs < 0 {
+			return 0
+		}
+		if secs > int64(maxRetryAfter/time.Second) {
+			return maxRetryAfter
+		}
+		d = time.Duration(secs) * time.Second
+	} else if at, err := http.ParseTime(v); err == nil {
+		d = at.Sub(now)
+	}
+	return min(max(d, 0), maxRetryAfter)
+}
+
+// maskedHeaders serialises request headers with the secret masked.
+func maskedHeaders(h http.Header) string {
+	c := h.Clone()
+	if c.Get("x-streams-token") != "" {
+		c.Set("x-streams-token", "********")
+	}
+	return jsonHeaders(c)
+}
+
+func jsonHeaders(h http.Header) string {
+	flat := make(map[string]string, len(h))
+	for k, v := range h {
+		flat[k] = strings.Join(v, ", ")
+	}
+	b, _ := json.Marshal(flat)
+	return string(b)
+}
+
+// redactURL hides userinfo passwords in stored URLs.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return ""
+	}
+	return u.Redacted()
+}
+
+// hostOf returns the host[:port] of a URL for summaries.
+func hostOf(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return ""
+	}
+	return u.Host
+}
+
+// activityError turns store errors into activity errors: a missing row is
+// non-retryable, anything else (database down) is retried by Temporal.
+func activityError(err error) error {
+	if err == nil {
+		return nil
+	}
+	if models.ErrorCode(err) == models.ENOTFOUND {
+		return temporal.NewNonRetryableApplicationError(models.ErrorMessage(err), ErrTypeNotFound, nil)
+	}
+	return err
+}

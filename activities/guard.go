@@ -1,0 +1,234 @@
+package activities
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
+	"syscall"
+)
+
+// BlockedError reports a connection refused by the egress guard. Its
+// message is safe to show to customers: it names the address class, never
+// internal detail.
+type BlockedError struct {
+	Addr   netip.Addr
+	Reason string
+}
+
+// Error implements error.
+func (e *BlockedError) Error() string {
+	return fmt.Sprintf("destination %s is not allowed (%s address)", e.Addr, e.Reason)
+}
+
+// Guard decides which IP addresses deliveries may connect to. It refuses
+// every non-public address unless an operator allow-lists it, and is
+// enforced at dial time, after DNS, so a hostname that resolves (or
+// re-resolves) to a private address is refused too.
+type Guard struct {
+	allow []netip.Prefix
+}
+
+// NewGuard returns a guard that admits the given prefixes in addition to
+// public addresses.
+func NewGuard(allow []netip.Prefix) *Guard { return &Guard{allow: allow} }
+
+// ParseCIDRs parses a comma-separated list of CIDRs or single addresses
+// (STREAMHOOKS_ALLOWED_TARGET_CIDRS).
+func ParseCIDRs(s string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		if !strings.Contains(f, "/") {
+			a, err := netip.ParseAddr(f)
+			if err != nil {
+				return nil, fmt.Errorf("allowed target %q: %w", f, err)
+			}
+			out = append(out, netip.PrefixFrom(a, a.BitLen()))
+			continue
+		}
+		p, err := netip.ParsePrefix(f)
+		if err != nil {
+			return nil, fmt.Errorf("allowed target %q: %w", f, err)
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
+}
+
+// LoopbackCIDRs admits loopback targets only: what the dev mode allows so a
+// local receiver works while private and metadata ranges stay blocked.
+var LoopbackCIDRs = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
+
+type namedPrefix struct {
+	prefix netip.Prefix
+	reason string
+}
+
+// special lists the non-public ranges beyond what netip's predicates cover
+// (RFC 6890 and successors).
+var special = []namedPrefix{
+	{netip.MustParsePrefix("0.0.0.0/8"), "unspecified"},
+	{netip.MustParsePrefix("100.64.0.0/10"), "carrier-grade NAT"},
+	{netip.MustParsePrefix("192.0.0.0/24"), "IETF protocol"},
+	{netip.MustParsePrefix("192.0.2.0/24"), "documentation"},
+	{netip.MustParsePrefix("198.18.0.0/15"), "benchmarking"},
+	{netip.MustParsePrefix("198.51.100.0/24"), "documentation"},
+	{netip.MustParsePrefix("203.0.113.0/24"), "documentation"},
+	{netip.MustParsePrefix("240.0.0.0/4"), "reserved"},
+	{netip.MustParsePrefix("100::/64"), "discard"},
+	{netip.MustParsePrefix("2001::/32"), "Teredo"},
+	{netip.MustParsePrefix("2001:db8::/32"), "documentation"},
+	{netip.MustParsePrefix("fec0::/10"), "site-local"},
+}
+
+// embedding prefixes carry an IPv4 address inside an IPv6 one; the embedded
+// address is checked as well.
+var (
+	nat64     = netip.MustParsePrefix("64:ff9b::/96")
+	nat64Loc  = netip.MustParsePrefix("64:ff9b:1::/48")
+	sixToFour = netip.MustParsePrefix("2002::/16")
+	v4compat  = netip.MustParsePrefix("::/96")
+)
+
+// Check returns a *BlockedError when ip may not be connected to.
+func (g *Guard) Check(ip netip.Addr) error {
+	ip = ip.WithZone("").Unmap()
+	for _, p := range g.allow {
+		if p.Contains(ip) {
+			return nil
+		}
+	}
+	if reason := classify(ip); reason != "" {
+		return &BlockedError{Addr: ip, Reason: reason}
+	}
+	return nil
+}
+
+// classify names the non-public class of ip, or returns "" for a public
+// address.
+func classify(ip netip.Addr) string {
+	switch {
+	case !ip.IsValid():
+		return "invalid"
+	case ip.IsLoopback():
+		return "loopback"
+	case ip.IsUnspecified():
+		return "unspecified"
+	case ip.IsPrivate():
+		return "private"
+	case ip.IsLinkLocalUnicast():
+		return "link-local"
+	case ip.IsMulticast(), ip.IsLinkLocalMulticast(), ip.IsInterfaceLocalMulticast():
+		return "multicast"
+	case ip == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
+		return "broadcast"
+	}
+	if ip.Is6() {
+		b := ip.As16()
+		var embedded netip.Addr
+		switch {
+		case v4compat.Contains(ip):
+			return "IPv4-compatible (deprecated)"
+		case nat64.Contains(ip):
+			embedded = netip.AddrFrom4([4]byte{b[12], b[13], b[14], b[15]})
+		case nat64Loc.Contains(ip):
+			return "NAT64 local-use"
+		case sixToFour.Contains(ip):
+			embedded = netip.AddrFrom4([4]byte{b[2], b[3], b[4], b[5]})
+		}
+		if embedded.IsValid() {
+			if r := classify(embedded); r != "" {
+				return r + " (embedded in IPv6)"
+			}
+		}
+	}
+	for _, s := range special {
+		if s.prefix.Contains(ip) {
+			return s.reason
+		}
+	}
+	return ""
+}
+
+// CheckHost refuses hosts written as non-canonical IPv4 numbers ("0x7f000001",
+// "2130706433", "0177.0.0.1", "127.1"). Go's resolver would send them to DNS,
+// but other resolvers (and some proxies) read them as addresses; no honest
+// endpoint uses them. Canonical addresses and names pass to the dial-time
+// check.
+func (g *Guard) CheckHost(host string) error {
+	if _, err := netip.ParseAddr(host); err == nil {
+		return nil
+	}
+	if ip, ok := parseLegacyIPv4(host); ok {
+		if err := g.Check(ip); err != nil {
+			return err
+		}
+		return &BlockedError{Addr: ip, Reason: "non-canonical IPv4 form"}
+	}
+	return nil
+}
+
+// parseLegacyIPv4 reads the inet_aton forms: 1 to 4 dot-separated parts,
+// each decimal, octal (leading 0) or hex (0x), the last filling the
+// remaining bytes.
+func parseLegacyIPv4(host string) (netip.Addr, bool) {
+	parts := strings.Split(host, ".")
+	if len(parts) > 4 {
+		return netip.Addr{}, false
+	}
+	vals := make([]uint64, len(parts))
+	for i, p := range parts {
+		base := 10
+		switch {
+		case strings.HasPrefix(p, "0x") || strings.HasPrefix(p, "0X"):
+			base, p = 16, p[2:]
+		case len(p) > 1 && p[0] == '0':
+			base, p = 8, p[1:]
+		}
+		v, err := strconv.ParseUint(p, base, 32)
+		if p == "" || err != nil {
+			return netip.Addr{}, false
+		}
+		vals[i] = v
+	}
+	var n uint64
+	for i, v := range vals[:len(vals)-1] {
+		if v > 255 {
+			return netip.Addr{}, false
+		}
+		n |= v << (8 * (3 - i))
+	}
+	last := vals[len(vals)-1]
+	if last >= 1<<(8*(5-len(vals))) {
+		return netip.Addr{}, false
+	}
+	n |= last
+	return netip.AddrFrom4([4]byte{byte(n >> 24), byte(n >> 16), byte(n >> 8), byte(n)}), true
+}
+
+// control is a net.Dialer Control hook: it runs after DNS resolution, just
+// before connect(2), for every address the dialer tries.
+func (g *Guard) control(_, address string, _ syscall.RawConn) error {
+	host, _, err := net.SplitHostPort(address)
+	if err != nil {
+		return &BlockedError{Reason: "unparseable"}
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		return &BlockedError{Reason: "unparseable"}
+	}
+	return g.Check(ip)
+}
+
+// isBlocked reports whether err was caused by the guard.
+func isBlocked(err error) (*BlockedError, bool) {
+	var b *BlockedError
+	ok := errors.As(err, &b)
+	return b, ok
+}

@@ -1,0 +1,126 @@
+package activities_test
+
+import (
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/streamhooks/streamhooks/activities"
+)
+
+func TestGuardCheck(t *testing.T) {
+	open := activities.NewGuard(nil)
+	dev := activities.NewGuard(activities.LoopbackCIDRs)
+	tests := []struct {
+		addr      string
+		blocked   bool
+		devBlocks bool
+	}{
+		{"8.8.8.8", false, false},
+		{"1.1.1.1", false, false},
+		{"2606:4700:4700::1111", false, false},
+		{"64:ff9b::808:808", false, false}, // NAT64 of a public address
+		{"127.0.0.1", true, false},
+		{"127.255.255.254", true, false},
+		{"::1", true, false},
+		{"::ffff:127.0.0.1", true, false},
+		{"10.1.2.3", true, true},
+		{"172.16.0.1", true, true},
+		{"192.168.0.1", true, true},
+		{"169.254.169.254", true, true},
+		{"::ffff:169.254.169.254", true, true},
+		{"100.64.0.1", true, true},
+		{"0.0.0.0", true, true},
+		{"0.1.2.3", true, true},
+		{"::", true, true},
+		{"224.0.0.251", true, true},
+		{"255.255.255.255", true, true},
+		{"fe80::1", true, true},
+		{"fe80::1%eth0", true, true},
+		{"fc00::1", true, true},
+		{"fd12:3456::1", true, true},
+		{"ff02::1", true, true},
+		{"64:ff9b::a9fe:a9fe", true, true},
+		{"64:ff9b:1::1", true, true},
+		{"2002:c0a8:101::1", true, true},
+		{"2001::1", true, true},
+		{"::7f00:1", true, true},
+		{"198.18.0.1", true, true},
+		{"203.0.113.5", true, true},
+		{"240.0.0.1", true, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.addr, func(t *testing.T) {
+			ip := netip.MustParseAddr(tt.addr)
+			if got := open.Check(ip) != nil; got != tt.blocked {
+				t.Errorf("default guard blocks %s: got %v, want %v", tt.addr, got, tt.blocked)
+			}
+			if got := dev.Check(ip) != nil; got != tt.devBlocks {
+				t.Errorf("loopback-allowing guard blocks %s: got %v, want %v", tt.addr, got, tt.devBlocks)
+			}
+		})
+	}
+}
+
+func TestGuardCheckHost(t *testing.T) {
+	g := activities.NewGuard(nil)
+	tests := []struct {
+		host    string
+		blocked bool
+	}{
+		{"example.com", false},
+		{"8.8.8.8", false},
+		{"127.0.0.1", false}, // canonical: left to the dial-time check
+		{"0x7f000001", true},
+		{"2130706433", true},
+		{"0177.0.0.1", true},
+		{"127.1", true},
+		{"0x08080808", true}, // public, but never a real endpoint's spelling
+		{"1.2.3.example", false},
+		{"123abc", false},
+	}
+	for _, tt := range tests {
+		if got := g.CheckHost(tt.host) != nil; got != tt.blocked {
+			t.Errorf("CheckHost(%q): got blocked=%v, want %v", tt.host, got, tt.blocked)
+		}
+	}
+}
+
+func TestParseCIDRsAndSchedule(t *testing.T) {
+	ps, err := activities.ParseCIDRs(" 127.0.0.0/8, ::1 ,10.1.2.3")
+	if err != nil || len(ps) != 3 || ps[1].Bits() != 128 || ps[2].Bits() != 32 {
+		t.Fatalf("ParseCIDRs: got %v, %v", ps, err)
+	}
+	if _, err := activities.ParseCIDRs("10.0.0.0/99"); err == nil {
+		t.Fatal("ParseCIDRs accepted a bad prefix")
+	}
+	s, err := activities.ParseSchedule("1s, 2s,4s")
+	if err != nil || len(s) != 3 || s[2] != 4*time.Second {
+		t.Fatalf("ParseSchedule: got %v, %v", s, err)
+	}
+	if s, _ := activities.ParseSchedule(""); len(s) != 7 {
+		t.Fatalf("default schedule: %d waits, want 7 (8 attempts)", len(s))
+	}
+	for _, bad := range []string{"1x", "-1s", "1s,,2s", "200h"} {
+		if _, err := activities.ParseSchedule(bad); err == nil {
+			t.Errorf("ParseSchedule(%q) accepted", bad)
+		}
+	}
+}
+
+func BenchmarkSign(b *testing.B) {
+	body := make([]byte, 2048)
+	for b.Loop() {
+		activities.Sign([]byte("secret"), "msg_2b6a0d5e-3c2a-5f8e-9d71-0c6b2f3e4a5b", 1764000000, body)
+	}
+}
+
+func BenchmarkGuardCheck(b *testing.B) {
+	g := activities.NewGuard(activities.LoopbackCIDRs)
+	ips := []netip.Addr{netip.MustParseAddr("93.184.216.34"), netip.MustParseAddr("::ffff:10.0.0.1"), netip.MustParseAddr("64:ff9b::808:808")}
+	for b.Loop() {
+		for _, ip := range ips {
+			_ = g.Check(ip)
+		}
+	}
+}

@@ -1,0 +1,92 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"go.temporal.io/sdk/client"
+	tlog "go.temporal.io/sdk/log"
+
+	"github.com/streamhooks/streamhooks/activities"
+	"github.com/streamhooks/streamhooks/models"
+	"github.com/streamhooks/streamhooks/worker"
+	"github.com/streamhooks/streamhooks/workflows"
+)
+
+// temporalOptions are the client options of every role.
+func (c *config) temporalOptions(log *slog.Logger) client.Options {
+	return client.Options{
+		HostPort:  c.TemporalAddress,
+		Namespace: c.TemporalNamespace,
+		Logger:    tlog.NewStructuredLogger(log.With("component", "temporal")),
+	}
+}
+
+// dialTemporal connects and checks the server answers, failing fast with a
+// message that names the address.
+func dialTemporal(ctx context.Context, cfg *config, log *slog.Logger) (client.Client, error) {
+	dctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	c, err := client.DialContext(dctx, cfg.temporalOptions(log))
+	if err != nil {
+		return nil, fmt.Errorf("connect to Temporal at %s (namespace %s): %w", cfg.TemporalAddress, cfg.TemporalNamespace, err)
+	}
+	return c, nil
+}
+
+// runWorker runs the delivery worker and the outbox relay until ctx ends,
+// then stops the worker gracefully (in-flight attempts finish or are
+// retried by Temporal on another worker).
+func runWorker(ctx context.Context, c client.Client, store *models.Store, d deliveryConfig, log *slog.Logger) error {
+	acts := activities.New(activities.Config{
+		Store: store, Guard: activities.NewGuard(d.Allowed), Schedule: d.Schedule, AttemptTimeout: d.AttemptTimeout,
+		UserAgent: "streamhooks/" + version, Logger: log,
+	})
+	w := worker.New(c, acts, worker.Options{})
+	if err := w.Start(); err != nil {
+		return fmt.Errorf("start worker: %w", err)
+	}
+	relay := &worker.Relay{Store: store, Starter: &workflows.Starter{Client: c}, Logger: log}
+	done := make(chan struct{})
+	go func() { defer close(done); relay.Run(ctx) }()
+	log.Info("worker running", "taskQueue", workflows.TaskQueue, "retrySchedule", fmt.Sprint(d.Schedule),
+		"attemptTimeout", d.AttemptTimeout.String(), "allowedTargets", fmt.Sprint(d.Allowed))
+	<-ctx.Done()
+	w.Stop()
+	<-done
+	log.Info("worker stopped")
+	return nil
+}
+
+func cmdWorker(ctx context.Context, args []string, stderr io.Writer) error {
+	cfg := loadConfig()
+	fs := newFlags("worker", "worker", stderr)
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	if cfg.DatabaseURL == "" {
+		return fmt.Errorf("%w: DATABASE_URL is required for the worker role (postgres://...)", errUsage)
+	}
+	d, err := cfg.delivery()
+	if err != nil {
+		return err
+	}
+	log, err := newLogger(stderr, cfg.LogLevel)
+	if err != nil {
+		return err
+	}
+	store, err := openStore(ctx, &cfg, false)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	c, err := dialTemporal(ctx, &cfg, log)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	return runWorker(ctx, c, store, d, log)
+}

@@ -1,0 +1,132 @@
+package workflows
+
+import (
+	"fmt"
+	"hash/fnv"
+	"strconv"
+	"time"
+
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/streamhooks/streamhooks/activities"
+	"github.com/streamhooks/streamhooks/models"
+)
+
+// DeliverEventInput identifies the event; everything else (webhooks,
+// payload, secrets) is loaded by activities so it never enters history.
+type DeliverEventInput struct {
+	EventID        string
+	OrganizationID string
+	AssetID        string
+	AssetStatus    string
+}
+
+// DeliverEventResult counts how the event's deliveries ended.
+type DeliverEventResult struct {
+	Succeeded int
+	Failed    int
+	Cancelled int
+}
+
+// DeliverEvent delivers one asset event to every active webhook of its
+// organization. Each delivery runs its own attempt loop in a workflow
+// goroutine, so a dead endpoint never delays a healthy one.
+//
+// Ordering per (webhook, asset) can be added by replacing the goroutine per
+// delivery with a signal to a per-(webhook, asset) entity workflow that runs
+// the same runDelivery loop serially.
+func DeliverEvent(ctx workflow.Context, in DeliverEventInput) (DeliverEventResult, error) {
+	var a *activities.Activities
+	var prep activities.PrepareResult
+	pctx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: prepareTimeout, RetryPolicy: infraRetry,
+		Summary: "Snapshot the webhooks of " + in.OrganizationID,
+	})
+	if err := workflow.ExecuteActivity(pctx, a.PrepareDeliveries, activities.PrepareInput{EventID: in.EventID}).Get(ctx, &prep); err != nil {
+		return DeliverEventResult{}, fmt.Errorf("prepare deliveries of event %s: %w", in.EventID, err)
+	}
+
+	states := make([]string, len(prep.Deliveries))
+	wg := workflow.NewWaitGroup(ctx)
+	for i, d := range prep.Deliveries {
+		wg.Add(1)
+		workflow.Go(ctx, func(ctx workflow.Context) {
+			defer wg.Done()
+			states[i] = runDelivery(ctx, prep, d)
+		})
+	}
+	wg.Wait(ctx)
+
+	var res DeliverEventResult
+	for _, s := range states {
+		switch s {
+		case models.DeliverySucceeded:
+			res.Succeeded++
+		case models.DeliveryCancelled:
+			res.Cancelled++
+		default:
+			res.Failed++
+		}
+	}
+	return res, nil
+}
+
+// runDelivery makes the attempts of one delivery on the retry schedule and
+// returns its final state. Waits are durable timers: a worker restart
+// resumes the schedule where it was.
+func runDelivery(ctx workflow.Context, prep activities.PrepareResult, d activities.DeliveryRef) string {
+	var a *activities.Activities
+	for attempt := 1; ; attempt++ {
+		final := attempt > len(prep.Schedule)
+		var delay time.Duration
+		if !final {
+			delay = jitter(prep.Schedule[attempt-1], d.ID, attempt)
+		}
+		actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+			StartToCloseTimeout: prep.AttemptTimeout + attemptRecordMargin,
+			RetryPolicy:         infraRetry,
+			Summary:             fmt.Sprintf("POST %s (attempt %d)", d.Host, attempt),
+		})
+		var res activities.AttemptResult
+		in := activities.AttemptInput{DeliveryID: d.ID, Attempt: attempt, Final: final, NextDelay: delay}
+		if err := workflow.ExecuteActivity(actx, a.AttemptDelivery, in).Get(ctx, &res); err != nil {
+			// Only a non-retryable error gets here: the delivery row is gone.
+			workflow.GetLogger(ctx).Error("delivery attempt failed permanently", "deliveryID", d.ID, "attempt", attempt, "error", err)
+			return models.DeliveryFailed
+		}
+		switch res.Outcome {
+		case activities.OutcomeDelivered:
+			return models.DeliverySucceeded
+		case activities.OutcomeCancelled:
+			return models.DeliveryCancelled
+		case activities.OutcomeFailed:
+			return models.DeliveryFailed
+		}
+		if final {
+			return models.DeliveryFailed
+		}
+		wait := max(delay, res.RetryAfter)
+		summary := fmt.Sprintf("Retry %s after %s (attempt %d of %d)", d.Host, outcomeText(res), attempt+1, len(prep.Schedule)+1)
+		if err := workflow.NewTimerWithOptions(ctx, wait, workflow.TimerOptions{Summary: summary}).Get(ctx, nil); err != nil {
+			return models.DeliveryCancelled // the workflow itself was cancelled
+		}
+	}
+}
+
+// outcomeText renders a failed attempt for summaries: "503" or "timeout".
+func outcomeText(r activities.AttemptResult) string {
+	if r.StatusCode != 0 {
+		return fmt.Sprint(r.StatusCode)
+	}
+	return r.ErrorClass
+}
+
+// jitter spreads a scheduled wait by ±jitterFraction. It is derived from the
+// delivery id and attempt number, so it is deterministic on replay without
+// a side effect.
+func jitter(d time.Duration, deliveryID string, attempt int) time.Duration {
+	h := fnv.New64a()
+	_, _ = h.Write([]byte(deliveryID + "/" + strconv.Itoa(attempt)))
+	f := float64(h.Sum64()%10001)/10000*2 - 1 // [-1, 1]
+	return d + time.Duration(f*jitterFraction*float64(d))
+}
