@@ -163,7 +163,7 @@ func resultOfState(state string) AttemptResult {
 
 // send performs the HTTP request and builds the attempt row.
 func (a *Activities) send(ctx context.Context, t *models.DeliveryTarget, attempt int) (*models.DeliveryAttempt, AttemptResult) {
-	start := a.now()
+	start := a.now().UTC()
 	ts := start.Unix()
 	headers := http.Header{}
 	headers.Set("Content-Type", "application/json")
@@ -213,7 +213,7 @@ func (a *Activities) send(ctx context.Context, t *models.DeliveryTarget, attempt
 		res.ErrorClass, row.ErrorMessage = classifyError(err)
 	}
 	row.ErrorClass = res.ErrorClass
-	row.FinishedAt = a.now()
+	row.FinishedAt = a.now().UTC()
 	row.DurationMS = row.FinishedAt.Sub(start).Milliseconds()
 	res.DurationMS = row.DurationMS
 	return row, res

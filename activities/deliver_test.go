@@ -226,8 +226,11 @@ func TestAttemptOutcomes(t *testing.T) {
 		check      func(t *testing.T, id string, res activities.AttemptResult)
 	}{
 		{
-			name:    "3xx is a failed attempt and is not followed",
-			answer:  func(w http.ResponseWriter, _ int) { w.Header().Set("Location", redirectTarget.srv.URL); w.WriteHeader(302) },
+			name: "3xx is a failed attempt and is not followed",
+			answer: func(w http.ResponseWriter, _ int) {
+				w.Header().Set("Location", redirectTarget.srv.URL)
+				w.WriteHeader(302)
+			},
 			wantOut: activities.OutcomeRetry, wantStatus: 302, wantClass: models.ErrorClassHTTP, wantState: models.DeliveryPending,
 			check: func(t *testing.T, _ string, _ activities.AttemptResult) {
 				if redirectTarget.count() != 0 {

@@ -96,6 +96,9 @@ func sqliteDSN(path string) string {
 	q.Add("_pragma", "synchronous(NORMAL)")
 	q.Add("_pragma", "foreign_keys(1)")
 	q.Set("_txlock", "immediate")
+	// Store times as "2006-01-02 15:04:05.999999999-07:00", not Go's
+	// String() form (which carries the monotonic clock reading).
+	q.Set("_time_format", "sqlite")
 	return "file:" + filepath.ToSlash(path) + "?" + q.Encode()
 }
 

@@ -212,6 +212,9 @@ func TestEventsAndDeliveries(t *testing.T) {
 		if err != nil || len(atts) != 1 {
 			t.Fatalf("attempts: got %d, %v; want 1", len(atts), err)
 		}
+		if d := atts[0].StartedAt.Sub(attempt.StartedAt).Abs(); d > time.Millisecond {
+			t.Fatalf("started_at read back %v, wrote %v", atts[0].StartedAt, attempt.StartedAt)
+		}
 		d, _ := s.GetDelivery(ctx, ds[0].ID)
 		if d.AttemptCount != 1 || d.LastStatus != 500 || d.State != models.DeliveryPending {
 			t.Fatalf("delivery after attempt: %+v", d)

@@ -58,7 +58,9 @@ func run(t *testing.T, ids []string, answer func(in activities.AttemptInput) act
 	return res, calls, start
 }
 
-func result(outcome string) activities.AttemptResult { return activities.AttemptResult{Outcome: outcome} }
+func result(outcome string) activities.AttemptResult {
+	return activities.AttemptResult{Outcome: outcome}
+}
 
 func TestDeliverEvent(t *testing.T) {
 	tests := []struct {
@@ -112,9 +114,11 @@ func TestDeliverEvent(t *testing.T) {
 			},
 		},
 		{
-			name:      "410 ends the delivery at once",
-			ids:       []string{"d1"},
-			answer:    func(activities.AttemptInput) activities.AttemptResult { return activities.AttemptResult{Outcome: activities.OutcomeFailed, StatusCode: 410} },
+			name: "410 ends the delivery at once",
+			ids:  []string{"d1"},
+			answer: func(activities.AttemptInput) activities.AttemptResult {
+				return activities.AttemptResult{Outcome: activities.OutcomeFailed, StatusCode: 410}
+			},
 			want:      workflows.DeliverEventResult{Failed: 1},
 			wantCalls: map[string]int{"d1": 1},
 		},

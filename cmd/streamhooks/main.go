@@ -22,6 +22,8 @@ Usage:
   streamhooks <command> [flags]
 
 Commands:
+  dev                      run everything in one process: API, worker, Temporal, Temporal UI
+  receive                  run a local test receiver that prints and verifies deliveries
   api                      run the HTTP API (DATABASE_URL, TEMPORAL_ADDRESS)
   worker                   run the delivery worker (DATABASE_URL, TEMPORAL_ADDRESS)
   migrate                  apply database migrations
@@ -76,6 +78,10 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return nil
 	case "api":
 		return cmdAPI(ctx, rest, stderr)
+	case "dev":
+		return cmdDev(ctx, rest, stdout, stderr)
+	case "receive":
+		return cmdReceive(ctx, rest, stdout, stderr)
 	case "worker":
 		return cmdWorker(ctx, rest, stderr)
 	case "migrate":

@@ -1,0 +1,219 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	"github.com/google/uuid"
+	uiserver "github.com/temporalio/ui-server/v2/server"
+	uiconfig "github.com/temporalio/ui-server/v2/server/config"
+	uiserveroptions "github.com/temporalio/ui-server/v2/server/server_options"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/server/common/authorization"
+	"go.temporal.io/server/common/cluster"
+	tconfig "go.temporal.io/server/common/config"
+	"go.temporal.io/server/common/dynamicconfig"
+	tlog "go.temporal.io/server/common/log"
+	"go.temporal.io/server/common/membership/static"
+	sqliteplugin "go.temporal.io/server/common/persistence/sql/sqlplugin/sqlite"
+	"go.temporal.io/server/common/primitives"
+	sqliteschema "go.temporal.io/server/schema/sqlite"
+	"go.temporal.io/server/temporal"
+)
+
+// devNamespace is the namespace the dev mode creates and uses.
+const devNamespace = "default"
+
+// devClusterName names the single cluster of the embedded server.
+const devClusterName = "active"
+
+// devSearchAttributes are registered with the namespace so operators can
+// filter deliveries in Temporal UI.
+var devSearchAttributes = map[string]enumspb.IndexedValueType{
+	"OrganizationId": enumspb.INDEXED_VALUE_TYPE_KEYWORD,
+	"AssetId":        enumspb.INDEXED_VALUE_TYPE_KEYWORD,
+	"AssetStatus":    enumspb.INDEXED_VALUE_TYPE_KEYWORD,
+}
+
+// embeddedTemporal is a Temporal server (frontend, history, matching,
+// worker) persisted in a SQLite file, plus the Temporal Web UI, all in this
+// process.
+type embeddedTemporal struct {
+	server temporal.Server
+	ui     *uiserver.Server
+}
+
+// embeddedTemporalConfig locates the server.
+type embeddedTemporalConfig struct {
+	DataDir      string
+	FrontendAddr string // host:port of the gRPC frontend
+	UIAddr       string // host:port of the Web UI
+}
+
+// startEmbeddedTemporal sets up the SQLite schema and namespace on first
+// start and starts the server and UI. A restart on the same file keeps
+// every workflow, which resume where they were.
+func startEmbeddedTemporal(cfg embeddedTemporalConfig) (*embeddedTemporal, error) {
+	feHost, fePort, err := splitHostPort(cfg.FrontendAddr)
+	if err != nil {
+		return nil, fmt.Errorf("--temporal-addr %q: %w", cfg.FrontendAddr, err)
+	}
+	uiHost, uiPort, err := splitHostPort(cfg.UIAddr)
+	if err != nil {
+		return nil, fmt.Errorf("--ui-addr %q: %w", cfg.UIAddr, err)
+	}
+	dbPath := filepath.Join(cfg.DataDir, "temporal.db")
+	sqlConf := tconfig.SQL{
+		PluginName:   sqliteplugin.PluginName,
+		DatabaseName: dbPath,
+		ConnectAttributes: map[string]string{
+			"mode": "rwc", "journal_mode": "wal", "synchronous": "normal", "busy_timeout": "10000",
+		},
+		MaxConns: 8, MaxIdleConns: 8,
+	}
+	if _, err := os.Stat(dbPath); errors.Is(err, os.ErrNotExist) {
+		if err := sqliteschema.SetupSchema(&sqlConf); err != nil {
+			_ = os.Remove(dbPath) // never leave a half-made schema for the next start
+			return nil, fmt.Errorf("create Temporal database %s: %w", dbPath, err)
+		}
+	}
+	ns, err := sqliteschema.NewNamespaceConfig(devClusterName, devNamespace, false, devSearchAttributes)
+	if err != nil {
+		return nil, fmt.Errorf("namespace config: %w", err)
+	}
+	if err := sqliteschema.CreateNamespaces(&sqlConf, ns); err != nil {
+		return nil, fmt.Errorf("open Temporal database %s (delete it to start afresh): %w", dbPath, err)
+	}
+
+	ports, err := freePorts(feHost, 3)
+	if err != nil {
+		return nil, err
+	}
+	conf := serverConfig(sqlConf, feHost, fePort, ports)
+	logger := tlog.NewZapLogger(tlog.BuildZapLogger(tlog.Config{Level: "warn", Format: "json", OutputFile: filepath.Join(cfg.DataDir, "temporal.log")}))
+	authorizer, err := authorization.GetAuthorizerFromConfig(&conf.Global.Authorization)
+	if err != nil {
+		return nil, err
+	}
+	claimMapper, err := authorization.GetClaimMapperFromConfig(&conf.Global.Authorization, logger)
+	if err != nil {
+		return nil, err
+	}
+	hosts := map[primitives.ServiceName]static.Hosts{
+		primitives.FrontendService: static.SingleLocalHost(net.JoinHostPort(feHost, strconv.Itoa(fePort))),
+		primitives.HistoryService:  static.SingleLocalHost(net.JoinHostPort(feHost, strconv.Itoa(ports[0]))),
+		primitives.MatchingService: static.SingleLocalHost(net.JoinHostPort(feHost, strconv.Itoa(ports[1]))),
+		primitives.WorkerService:   static.SingleLocalHost(net.JoinHostPort(feHost, strconv.Itoa(ports[2]))),
+	}
+	srv, err := temporal.NewServer(
+		temporal.WithConfig(conf),
+		temporal.ForServices(temporal.DefaultServices),
+		temporal.WithStaticHosts(hosts),
+		temporal.WithLogger(logger),
+		temporal.WithAuthorizer(authorizer),
+		temporal.WithClaimMapper(func(*tconfig.Config) authorization.ClaimMapper { return claimMapper }),
+		temporal.WithDynamicConfigClient(devDynamicConfig()),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("build Temporal server: %w", err)
+	}
+	if err := srv.Start(); err != nil {
+		return nil, fmt.Errorf("start Temporal server on %s: %w", cfg.FrontendAddr, err)
+	}
+	ui := uiserver.NewServer(uiserveroptions.WithConfigProvider(&uiconfig.Config{
+		Host: uiHost, Port: uiPort, TemporalGRPCAddress: cfg.FrontendAddr, EnableUI: true,
+		DefaultNamespace: devNamespace, HideLogs: true, DisableNewsFetch: true,
+		CORS: uiconfig.CORS{CookieInsecure: true},
+	}))
+	go func() { _ = ui.Start() }() // the UI port was checked free before
+	return &embeddedTemporal{server: srv, ui: ui}, nil
+}
+
+// Stop stops the UI and the server.
+func (e *embeddedTemporal) Stop() error {
+	e.ui.Stop()
+	return e.server.Stop()
+}
+
+func serverConfig(sqlConf tconfig.SQL, host string, fePort int, ports []int) *tconfig.Config {
+	const store = "sqlite-default"
+	conf := &tconfig.Config{}
+	conf.Global.Membership = tconfig.Membership{MaxJoinDuration: 30e9, BroadcastAddress: host}
+	conf.Persistence = tconfig.Persistence{
+		DefaultStore: store, VisibilityStore: store, NumHistoryShards: 1,
+		DataStores: map[string]tconfig.DataStore{store: {SQL: &sqlConf}},
+	}
+	conf.ClusterMetadata = &cluster.Config{
+		EnableGlobalNamespace: false, FailoverVersionIncrement: 10,
+		MasterClusterName: devClusterName, CurrentClusterName: devClusterName,
+		ClusterInformation: map[string]cluster.ClusterInformation{devClusterName: {
+			Enabled: true, InitialFailoverVersion: 1, ClusterID: uuid.NewString(),
+			RPCAddress: net.JoinHostPort(host, strconv.Itoa(fePort)),
+		}},
+	}
+	conf.DCRedirectionPolicy = tconfig.DCRedirectionPolicy{Policy: "noop"}
+	conf.Services = map[string]tconfig.Service{
+		"frontend": {RPC: tconfig.RPC{GRPCPort: fePort, BindOnIP: host}},
+		"history":  {RPC: tconfig.RPC{GRPCPort: ports[0], BindOnIP: host}},
+		"matching": {RPC: tconfig.RPC{GRPCPort: ports[1], BindOnIP: host}},
+		"worker":   {RPC: tconfig.RPC{GRPCPort: ports[2], BindOnIP: host}},
+	}
+	conf.Archival.History.State = "disabled"
+	conf.Archival.Visibility.State = "disabled"
+	conf.NamespaceDefaults.Archival.History.State = "disabled"
+	conf.NamespaceDefaults.Archival.Visibility.State = "disabled"
+	conf.PublicClient.HostPort = net.JoinHostPort(host, strconv.Itoa(fePort))
+	return conf
+}
+
+// devDynamicConfig tunes the embedded server for one fast local process.
+func devDynamicConfig() dynamicconfig.StaticClient {
+	return dynamicconfig.StaticClient{
+		dynamicconfig.ForceSearchAttributesCacheRefreshOnRead.Key():      true,
+		dynamicconfig.HistoryCacheHostLevelMaxSize.Key():                 8096,
+		dynamicconfig.FrontendMaxNamespaceVisibilityRPSPerInstance.Key(): 100,
+		dynamicconfig.FrontendPersistenceMaxQPS.Key():                    10000,
+		dynamicconfig.HistoryPersistenceMaxQPS.Key():                     45000,
+		dynamicconfig.MatchingPersistenceMaxQPS.Key():                    45000,
+	}
+}
+
+func splitHostPort(addr string) (string, int, error) {
+	host, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, err
+	}
+	port, err := strconv.Atoi(p)
+	if err != nil || port < 1 || port > 65535 {
+		return "", 0, fmt.Errorf("bad port %q", p)
+	}
+	if host == "" || host == "localhost" {
+		host = "127.0.0.1"
+	}
+	return host, port, nil
+}
+
+// freePorts asks the kernel for n free ports on host for the internal
+// services (history, matching, worker).
+func freePorts(host string, n int) ([]int, error) {
+	var lns []net.Listener
+	defer func() {
+		for _, ln := range lns {
+			_ = ln.Close()
+		}
+	}()
+	ports := make([]int, n)
+	for i := range ports {
+		ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+		if err != nil {
+			return nil, fmt.Errorf("find a free port on %s: %w", host, err)
+		}
+		lns = append(lns, ln)
+		ports[i] = ln.Addr().(*net.TCPAddr).Port
+	}
+	return ports, nil
+}
