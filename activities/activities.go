@@ -14,6 +14,9 @@ import (
 // Defaults of Config.
 const (
 	DefaultAttemptTimeout = 15 * time.Second
+	// DefaultDisableAfter is how long a webhook may fail continuously
+	// before it is disabled automatically.
+	DefaultDisableAfter = 5 * 24 * time.Hour
 	// MaxStoredBody caps the response body kept on an attempt row.
 	MaxStoredBody = 64 << 10
 )
@@ -26,8 +29,12 @@ type Config struct {
 	Schedule       []time.Duration
 	AttemptTimeout time.Duration
 	UserAgent      string
-	Logger         *slog.Logger
-	Now            func() time.Time // the clock; time.Now when nil
+	// DisableAfter deactivates a webhook whose attempts have all failed for
+	// this long; 0 never does.
+	DisableAfter time.Duration
+	Metrics      *Metrics // nil records nothing
+	Logger       *slog.Logger
+	Now          func() time.Time // the clock; time.Now when nil
 }
 
 // Activities implements the delivery activities.
@@ -38,6 +45,8 @@ type Activities struct {
 	schedule       []time.Duration
 	attemptTimeout time.Duration
 	userAgent      string
+	disableAfter   time.Duration
+	metrics        *Metrics
 	log            *slog.Logger
 	now            func() time.Time
 }
@@ -46,7 +55,7 @@ type Activities struct {
 func New(cfg Config) *Activities {
 	a := &Activities{
 		store: cfg.Store, guard: cfg.Guard, client: cfg.Client, schedule: cfg.Schedule, attemptTimeout: cfg.AttemptTimeout,
-		userAgent: cfg.UserAgent, log: cfg.Logger, now: cfg.Now,
+		userAgent: cfg.UserAgent, disableAfter: cfg.DisableAfter, metrics: cfg.Metrics, log: cfg.Logger, now: cfg.Now,
 	}
 	if a.schedule == nil {
 		a.schedule = DefaultSchedule

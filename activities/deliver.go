@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/streamhooks/streamhooks/models"
@@ -46,6 +47,10 @@ type DeliveryRef struct {
 	ID        string
 	WebhookID string
 	Host      string
+	// FirstAttempt is the number of the first attempt to make (attempt
+	// numbers continue across manual redeliveries); 0 means 1.
+	FirstAttempt int
+	Manual       bool
 }
 
 // PrepareResult lists the deliveries of an event and the worker's retry
@@ -59,7 +64,12 @@ type PrepareResult struct {
 // PrepareDeliveries snapshots the organization's active webhooks into one
 // pending delivery each. It is idempotent: a retry returns the same set.
 func (a *Activities) PrepareDeliveries(ctx context.Context, in PrepareInput) (PrepareResult, error) {
-	ds, err := a.store.CreateDeliveries(ctx, in.EventID)
+	var run models.WorkflowRun
+	if activity.IsActivity(ctx) {
+		info := activity.GetInfo(ctx)
+		run = models.WorkflowRun{WorkflowID: info.WorkflowExecution.ID, RunID: info.WorkflowExecution.RunID}
+	}
+	ds, err := a.store.CreateDeliveries(ctx, in.EventID, run)
 	if err != nil {
 		return PrepareResult{}, activityError(err)
 	}
@@ -74,12 +84,33 @@ func (a *Activities) PrepareDeliveries(ctx context.Context, in PrepareInput) (Pr
 	return out, nil
 }
 
+// RedeliveryInput names the delivery to send again.
+type RedeliveryInput struct {
+	DeliveryID string
+}
+
+// PrepareRedelivery plans a manual redelivery: one delivery, attempts
+// numbered after the ones it already has, the worker's schedule.
+func (a *Activities) PrepareRedelivery(ctx context.Context, in RedeliveryInput) (PrepareResult, error) {
+	t, err := a.store.LoadDeliveryTarget(ctx, in.DeliveryID)
+	if err != nil {
+		return PrepareResult{}, activityError(err)
+	}
+	ref := DeliveryRef{ID: t.Delivery.ID, WebhookID: t.Delivery.WebhookID, Host: hostOf(t.Webhook.URL),
+		FirstAttempt: t.Delivery.AttemptCount + 1, Manual: true}
+	return PrepareResult{Deliveries: []DeliveryRef{ref}, Schedule: a.schedule, AttemptTimeout: a.attemptTimeout}, nil
+}
+
 // AttemptInput is one attempt of one delivery.
 type AttemptInput struct {
 	DeliveryID string
 	Attempt    int           // 1-based
 	Final      bool          // no retry follows a failure of this attempt
 	NextDelay  time.Duration // the planned wait before the next attempt
+	Manual     bool          // part of a redelivery asked for by the customer
+	// Test marks a ping: sent even to an inactive webhook, and it never
+	// changes the webhook (no 410 deactivation, no auto-disable clock).
+	Test bool
 }
 
 // AttemptResult is what the workflow needs to decide what comes next.
@@ -102,10 +133,11 @@ func (a *Activities) AttemptDelivery(ctx context.Context, in AttemptInput) (Atte
 	if t.Delivery.State != models.DeliveryPending {
 		return resultOfState(t.Delivery.State), nil
 	}
-	if t.Webhook.DeletedAt.Valid || !t.Webhook.IsActive {
+	if t.Webhook.DeletedAt.Valid || (!t.Webhook.IsActive && !in.Test) {
 		if err := a.store.FinishDelivery(ctx, in.DeliveryID, models.DeliveryCancelled); err != nil {
 			return AttemptResult{}, activityError(err)
 		}
+		a.metrics.finished(models.DeliveryCancelled)
 		return AttemptResult{Outcome: OutcomeCancelled}, nil
 	}
 	if t.Delivery.AttemptCount >= in.Attempt {
@@ -115,11 +147,12 @@ func (a *Activities) AttemptDelivery(ctx context.Context, in AttemptInput) (Atte
 	}
 
 	row, res := a.send(ctx, t, in.Attempt)
-	outcome := models.AttemptOutcome{State: models.DeliveryPending}
+	row.Manual = in.Manual
+	outcome := models.AttemptOutcome{State: models.DeliveryPending, DisableAfter: a.disableAfter, Test: in.Test}
 	switch {
 	case res.Outcome == OutcomeDelivered:
 		outcome.State = models.DeliverySucceeded
-	case res.StatusCode == http.StatusGone:
+	case res.StatusCode == http.StatusGone && !in.Test:
 		res.Outcome = OutcomeFailed
 		outcome.State = models.DeliveryFailed
 		outcome.DeactivateReason = "The endpoint answered 410 Gone on " + row.StartedAt.Format(time.RFC3339) + "."
@@ -133,6 +166,7 @@ func (a *Activities) AttemptDelivery(ctx context.Context, in AttemptInput) (Atte
 	if err := a.store.RecordAttempt(ctx, row, outcome); err != nil {
 		return AttemptResult{}, activityError(err)
 	}
+	a.metrics.attempt(row, outcome.State, t.ReceivedAt)
 	a.log.InfoContext(ctx, "delivery attempt", "deliveryID", in.DeliveryID, "attempt", in.Attempt,
 		"statusCode", res.StatusCode, "errorClass", res.ErrorClass, "outcome", res.Outcome, "durationMS", res.DurationMS)
 	return res, nil

@@ -58,7 +58,7 @@ func (e *env) delivery(url string, payload string) string {
 	if _, _, err := e.store.CreateEvent(ctx, ev); err != nil {
 		e.t.Fatal(err)
 	}
-	ds, err := e.store.CreateDeliveries(ctx, ev.ID)
+	ds, err := e.store.CreateDeliveries(ctx, ev.ID, models.WorkflowRun{})
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -11,18 +11,20 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/streamhooks/streamhooks/models"
+	"github.com/streamhooks/streamhooks/workflows"
 )
 
 // maxIDLength bounds event and asset ids: they end up in workflow ids,
 // search attributes and logs.
 const maxIDLength = 200
 
-// EventStarter starts the delivery workflow of a stored event. Starting the
-// same event twice must be harmless (the workflow id is derived from the
-// event id).
-type EventStarter interface {
+// Workflows starts delivery workflows; *workflows.Starter implements it.
+// Starting the same event twice must be harmless (the workflow id is
+// derived from the event id).
+type Workflows interface {
 	WorkflowID(eventID string) string
 	StartEvent(ctx context.Context, ev *models.AssetEvent) error
+	StartRedelivery(ctx context.Context, r workflows.RedeliveryStart) (models.WorkflowRun, error)
 }
 
 // eventAccepted is the 202 body of the asset-event endpoint.
@@ -127,11 +129,11 @@ func (s *Server) createEvent(c *gin.Context) {
 		s.renderError(c, err)
 		return
 	}
-	if s.events == nil {
+	if s.workflows == nil {
 		s.renderError(c, detail(http.StatusServiceUnavailable, "Event delivery is not configured on this server."))
 		return
 	}
-	ev.WorkflowID = s.events.WorkflowID(ev.ID)
+	ev.WorkflowID = s.workflows.WorkflowID(ev.ID)
 	stored, _, err := s.store.CreateEvent(ctx, ev)
 	if err != nil {
 		s.renderError(c, err)
@@ -142,7 +144,7 @@ func (s *Server) createEvent(c *gin.Context) {
 		return
 	}
 	if stored.WorkflowStartedAt == nil {
-		if err := s.events.StartEvent(ctx, stored); err != nil {
+		if err := s.workflows.StartEvent(ctx, stored); err != nil {
 			s.log.WarnContext(ctx, "start event workflow", "eventID", stored.ID, "requestID", requestID(c), "error", err)
 			c.Header("Retry-After", "5")
 			s.renderError(c, detail(http.StatusServiceUnavailable, "The event is stored but its delivery could not be started yet; retry with the same event_id."))

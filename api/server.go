@@ -12,6 +12,8 @@ import (
 	"strconv"
 
 	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/streamhooks/streamhooks/models"
 )
@@ -19,28 +21,32 @@ import (
 // DefaultMaxBodyBytes is the request body limit (1 MiB); larger bodies get 413.
 const DefaultMaxBodyBytes = 1 << 20
 
-// Config holds what the server needs. Store is required; Events may be nil
-// in a server that only manages webhooks (then events answer 503).
+// Config holds what the server needs. Store is required. Without
+// Workflows, events and redeliveries answer 503; without Attempter, pings
+// do; without Registry there is no /metrics.
 type Config struct {
 	Store        *models.Store
-	Events       EventStarter
+	Workflows    Workflows
+	Attempter    Attempter
+	Registry     *prometheus.Registry
 	Logger       *slog.Logger
 	MaxBodyBytes int64
 }
 
 // Server serves the streamhooks HTTP API.
 type Server struct {
-	store   *models.Store
-	events  EventStarter
-	log     *slog.Logger
-	maxBody int64
-	engine  *gin.Engine
+	store     *models.Store
+	workflows Workflows
+	attempter Attempter
+	log       *slog.Logger
+	maxBody   int64
+	engine    *gin.Engine
 }
 
 // New builds the server and its routes.
 func New(cfg Config) *Server {
 	gin.SetMode(gin.ReleaseMode)
-	s := &Server{store: cfg.Store, events: cfg.Events, log: orDiscard(cfg.Logger), maxBody: cfg.MaxBodyBytes}
+	s := &Server{store: cfg.Store, workflows: cfg.Workflows, attempter: cfg.Attempter, log: orDiscard(cfg.Logger), maxBody: cfg.MaxBodyBytes}
 	if s.maxBody <= 0 {
 		s.maxBody = DefaultMaxBodyBytes
 	}
@@ -51,6 +57,11 @@ func New(cfg Config) *Server {
 	e.RedirectFixedPath = false
 	e.HandleMethodNotAllowed = true
 	e.Use(s.recovery(), withRequestID)
+	if cfg.Registry != nil {
+		e.Use(requestMetrics(cfg.Registry))
+		e.GET("/metrics", gin.WrapH(promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{})))
+		cfg.Registry.MustRegister(pendingGauge(cfg.Store))
+	}
 	e.NoRoute(func(c *gin.Context) { c.JSON(http.StatusNotFound, gin.H{"detail": msgNotFound}) })
 	e.NoMethod(func(c *gin.Context) {
 		c.JSON(http.StatusMethodNotAllowed, gin.H{"detail": `Method "` + c.Request.Method + `" not allowed.`})
@@ -58,6 +69,7 @@ func New(cfg Config) *Server {
 
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
+	e.GET("/openapi.json", serveOpenAPI)
 
 	org := e.Group("/api/v1/:org", s.requireOrganization)
 	org.POST("/webhooks/", s.createWebhook)
@@ -66,6 +78,10 @@ func New(cfg Config) *Server {
 	org.PUT("/webhooks/:id/", s.updateWebhook(false))
 	org.PATCH("/webhooks/:id/", s.updateWebhook(true))
 	org.DELETE("/webhooks/:id/", s.deleteWebhook)
+	org.GET("/webhooks/:id/deliveries/", s.listDeliveries)
+	org.POST("/webhooks/:id/ping/", s.ping)
+	org.GET("/deliveries/:delivery/", s.getDelivery)
+	org.POST("/deliveries/:delivery/redeliver/", s.redeliver)
 
 	internal := e.Group("/internal/v1", s.requireService)
 	internal.POST("/asset-events/", s.createEvent)

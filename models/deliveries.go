@@ -42,12 +42,28 @@ type Delivery struct {
 	LastStatus     int
 	LastErrorClass string
 	NextAttemptAt  *time.Time
+	WorkflowID     string
+	RunID          string
 	CreatedAt      time.Time
 	UpdatedAt      time.Time
 }
 
 // TableName pins the table name.
 func (Delivery) TableName() string { return "deliveries" }
+
+// DeliveryView is a delivery with what a customer needs of its event.
+type DeliveryView struct {
+	Delivery
+	EventKind   string
+	AssetID     string
+	AssetStatus string
+}
+
+// DeliveryFilter narrows a delivery list; empty fields match everything.
+type DeliveryFilter struct {
+	State   string
+	AssetID string
+}
 
 // DeliveryAttempt is the audit row of one HTTP attempt.
 type DeliveryAttempt struct {
@@ -82,7 +98,7 @@ func DeliveryID(eventID, webhookID string) string {
 // CreateDeliveries snapshots the active webhooks of the event's organization
 // and creates one pending delivery for each. Called again for the same event
 // it returns the deliveries made the first time.
-func (s *Store) CreateDeliveries(ctx context.Context, eventID string) ([]Delivery, error) {
+func (s *Store) CreateDeliveries(ctx context.Context, eventID string, run WorkflowRun) ([]Delivery, error) {
 	var out []Delivery
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		ev, err := eventExists(tx, eventID)
@@ -108,6 +124,7 @@ func (s *Store) CreateDeliveries(ctx context.Context, eventID string) ([]Deliver
 			out[i] = Delivery{
 				ID: DeliveryID(eventID, h.ID), EventID: eventID, WebhookID: h.ID, OrganizationID: ev.OrganizationID,
 				State: DeliveryPending, NextAttemptAt: &ts, CreatedAt: ts, UpdatedAt: ts,
+				WorkflowID: run.WorkflowID, RunID: run.RunID,
 			}
 		}
 		// Same order as the re-read above: one created_at, so by id.
@@ -120,12 +137,19 @@ func (s *Store) CreateDeliveries(ctx context.Context, eventID string) ([]Deliver
 	return out, nil
 }
 
+// WorkflowRun identifies the Temporal run that drives a delivery.
+type WorkflowRun struct {
+	WorkflowID string
+	RunID      string
+}
+
 // DeliveryTarget is everything one attempt needs, loaded fresh each time so
 // a changed URL or secret applies to the next attempt.
 type DeliveryTarget struct {
-	Delivery Delivery
-	Webhook  Webhook // may be soft-deleted: check Webhook.DeletedAt
-	Payload  []byte
+	Delivery   Delivery
+	Webhook    Webhook // may be soft-deleted: check Webhook.DeletedAt
+	Payload    []byte
+	ReceivedAt time.Time // when the event was accepted
 }
 
 // LoadDeliveryTarget loads a delivery with its webhook (deleted ones too)
@@ -140,10 +164,10 @@ func (s *Store) LoadDeliveryTarget(ctx context.Context, deliveryID string) (*Del
 		return nil, fmt.Errorf("load webhook of delivery %s: %w", deliveryID, translate(err, "Webhook"))
 	}
 	var ev AssetEvent
-	if err := db.Select("payload").Where("id = ?", t.Delivery.EventID).Take(&ev).Error; err != nil {
+	if err := db.Select("payload", "received_at").Where("id = ?", t.Delivery.EventID).Take(&ev).Error; err != nil {
 		return nil, fmt.Errorf("load event of delivery %s: %w", deliveryID, translate(err, "Event"))
 	}
-	t.Payload = ev.Payload
+	t.Payload, t.ReceivedAt = ev.Payload, ev.ReceivedAt
 	return &t, nil
 }
 
@@ -154,6 +178,11 @@ type AttemptOutcome struct {
 	// DeactivateReason, when set, deactivates the webhook (410 Gone) and
 	// cancels its other pending deliveries.
 	DeactivateReason string
+	// DisableAfter, when positive, deactivates a webhook whose attempts
+	// have failed continuously for this long (auto-disable).
+	DisableAfter time.Duration
+	// Test marks a ping, which never changes the webhook.
+	Test bool
 }
 
 // RecordAttempt stores an attempt row and moves its delivery on, in one
@@ -175,15 +204,16 @@ func (s *Store) RecordAttempt(ctx context.Context, a *DeliveryAttempt, out Attem
 		if err := tx.Model(&Delivery{}).Where("id = ? AND state = ?", a.DeliveryID, DeliveryPending).Updates(changes).Error; err != nil {
 			return err
 		}
-		if out.DeactivateReason == "" {
-			return nil
-		}
 		var d Delivery
-		if err := tx.Where("id = ?", a.DeliveryID).Take(&d).Error; err != nil {
+		if err := tx.Select("webhook_id").Where("id = ?", a.DeliveryID).Take(&d).Error; err != nil {
+			return err
+		}
+		reason, err := failureStreak(tx, d.WebhookID, a, out, ts)
+		if err != nil || reason == "" {
 			return err
 		}
 		if err := tx.Model(&Webhook{}).Where("id = ?", d.WebhookID).
-			Updates(map[string]any{"is_active": false, "deactivated_reason": out.DeactivateReason, "updated_at": ts}).Error; err != nil {
+			Updates(map[string]any{"is_active": false, "deactivated_reason": reason, "updated_at": ts}).Error; err != nil {
 			return err
 		}
 		return cancelPendingDeliveries(tx, d.WebhookID)
@@ -192,6 +222,145 @@ func (s *Store) RecordAttempt(ctx context.Context, a *DeliveryAttempt, out Attem
 		return fmt.Errorf("record attempt %d of delivery %s: %w", a.AttemptNumber, a.DeliveryID, translate(err, "Delivery"))
 	}
 	return nil
+}
+
+// failureStreak keeps the webhook's failing_since up to date (cleared by a
+// success, set by the first failure after one) and returns why the webhook
+// must be deactivated, or "".
+func failureStreak(tx *gorm.DB, webhookID string, a *DeliveryAttempt, out AttemptOutcome, ts time.Time) (string, error) {
+	if out.DeactivateReason != "" || out.Test {
+		return out.DeactivateReason, nil
+	}
+	if a.ErrorClass == ErrorClassNone {
+		return "", tx.Model(&Webhook{}).Where("id = ? AND failing_since IS NOT NULL", webhookID).Update("failing_since", nil).Error
+	}
+	if err := tx.Model(&Webhook{}).Where("id = ? AND failing_since IS NULL", webhookID).Update("failing_since", a.StartedAt).Error; err != nil {
+		return "", err
+	}
+	if out.DisableAfter <= 0 {
+		return "", nil
+	}
+	var w Webhook
+	if err := tx.Unscoped().Select("failing_since", "is_active").Where("id = ?", webhookID).Take(&w).Error; err != nil {
+		return "", err
+	}
+	if w.IsActive && w.FailingSince != nil && ts.Sub(*w.FailingSince) >= out.DisableAfter {
+		return "Disabled automatically: every delivery attempt has failed since " + w.FailingSince.UTC().Format(time.RFC3339) + ".", nil
+	}
+	return "", nil
+}
+
+// ListWebhookDeliveries returns one page of a webhook's deliveries, newest
+// first, with the total matching the filter. The webhook must be the
+// organization's and live.
+func (s *Store) ListWebhookDeliveries(ctx context.Context, orgID, webhookID string, f DeliveryFilter, page Page) ([]DeliveryView, int64, error) {
+	if _, err := s.GetWebhook(ctx, orgID, webhookID); err != nil {
+		return nil, 0, err
+	}
+	q := s.deliveryViews(ctx).Where("d.webhook_id = ? AND d.organization_id = ?", webhookID, orgID)
+	if f.State != "" {
+		q = q.Where("d.state = ?", f.State)
+	}
+	if f.AssetID != "" {
+		q = q.Where("e.asset_id = ?", f.AssetID)
+	}
+	var total int64
+	if err := q.Count(&total).Error; err != nil {
+		return nil, 0, fmt.Errorf("count deliveries: %w", translate(err, "Delivery"))
+	}
+	var out []DeliveryView
+	if err := q.Order("d.created_at DESC, d.id DESC").Limit(page.Limit).Offset(page.Offset).Find(&out).Error; err != nil {
+		return nil, 0, fmt.Errorf("list deliveries: %w", translate(err, "Delivery"))
+	}
+	return out, total, nil
+}
+
+// GetDeliveryView loads one delivery of an organization.
+func (s *Store) GetDeliveryView(ctx context.Context, orgID, id string) (*DeliveryView, error) {
+	var v DeliveryView
+	err := s.deliveryViews(ctx).Where("d.id = ? AND d.organization_id = ?", id, orgID).Take(&v).Error
+	if err != nil {
+		return nil, fmt.Errorf("get delivery %s: %w", id, translate(err, "Delivery"))
+	}
+	return &v, nil
+}
+
+func (s *Store) deliveryViews(ctx context.Context) *gorm.DB {
+	return s.db.WithContext(ctx).Table("deliveries AS d").
+		Select("d.*, e.kind AS event_kind, e.asset_id, e.asset_status").
+		Joins("JOIN asset_events AS e ON e.id = d.event_id")
+}
+
+// ReopenDelivery makes a finished delivery pending again for a manual
+// redelivery driven by run, and returns it. The delivery keeps its id (the
+// webhook-id header). A delivery still in progress, or whose webhook is
+// deleted or inactive, is ECONFLICT.
+func (s *Store) ReopenDelivery(ctx context.Context, orgID, id string, run WorkflowRun) (*DeliveryView, error) {
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		var d Delivery
+		if err := tx.Where("id = ? AND organization_id = ?", id, orgID).Take(&d).Error; err != nil {
+			return err
+		}
+		if d.State == DeliveryPending {
+			return Errorf(ECONFLICT, "The delivery is still in progress.")
+		}
+		var w Webhook
+		if err := tx.Unscoped().Where("id = ?", d.WebhookID).Take(&w).Error; err != nil {
+			return err
+		}
+		if w.DeletedAt.Valid || !w.IsActive {
+			return Errorf(ECONFLICT, "The webhook is deleted or inactive; re-enable it (is_active) before redelivering.")
+		}
+		ts := now()
+		return tx.Model(&Delivery{}).Where("id = ?", id).Updates(map[string]any{
+			"state": DeliveryPending, "next_attempt_at": ts, "updated_at": ts, "workflow_id": run.WorkflowID, "run_id": run.RunID,
+		}).Error
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reopen delivery %s: %w", id, translate(err, "Delivery"))
+	}
+	return s.GetDeliveryView(ctx, orgID, id)
+}
+
+// SetDeliveryRun records the run that drives a delivery.
+func (s *Store) SetDeliveryRun(ctx context.Context, id string, run WorkflowRun) error {
+	err := s.db.WithContext(ctx).Model(&Delivery{}).Where("id = ?", id).
+		Updates(map[string]any{"workflow_id": run.WorkflowID, "run_id": run.RunID}).Error
+	if err != nil {
+		return fmt.Errorf("set run of delivery %s: %w", id, translate(err, "Delivery"))
+	}
+	return nil
+}
+
+// CreatePing stores a test event with payload for one webhook and its
+// pending delivery, so a ping is sent and recorded like any delivery.
+func (s *Store) CreatePing(ctx context.Context, orgID, webhookID string, payload []byte) (*Delivery, error) {
+	var d Delivery
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		w, err := s.getWebhook(tx, orgID, webhookID)
+		if err != nil {
+			return err
+		}
+		ts := now()
+		ev := AssetEvent{ID: "ping_" + uuid.NewString(), OrganizationID: orgID, Kind: EventPing, Payload: payload, ReceivedAt: ts, WorkflowStartedAt: &ts}
+		if err := tx.Create(&ev).Error; err != nil {
+			return err
+		}
+		d = Delivery{ID: DeliveryID(ev.ID, w.ID), EventID: ev.ID, WebhookID: w.ID, OrganizationID: orgID,
+			State: DeliveryPending, NextAttemptAt: &ts, CreatedAt: ts, UpdatedAt: ts}
+		return tx.Create(&d).Error
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create ping for webhook %s: %w", webhookID, translate(err, "Webhook"))
+	}
+	return &d, nil
+}
+
+// PendingDeliveries counts deliveries still in progress (a metrics gauge).
+func (s *Store) PendingDeliveries(ctx context.Context) (int64, error) {
+	var n int64
+	err := s.db.WithContext(ctx).Model(&Delivery{}).Where("state = ?", DeliveryPending).Count(&n).Error
+	return n, translate(err, "Delivery")
 }
 
 // FinishDelivery sets the final state of a delivery that is still pending.

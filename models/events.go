@@ -14,6 +14,7 @@ import (
 type AssetEvent struct {
 	ID                string `gorm:"primaryKey"`
 	OrganizationID    string
+	Kind              string // EventAsset, or EventPing for a test delivery
 	AssetID           string
 	AssetStatus       string
 	Payload           []byte
@@ -25,11 +26,20 @@ type AssetEvent struct {
 // TableName pins the table name.
 func (AssetEvent) TableName() string { return "asset_events" }
 
+// Event kinds.
+const (
+	EventAsset = "asset"
+	EventPing  = "ping"
+)
+
 // CreateEvent stores an event unless one with the same id exists. It returns
 // the stored row (the earlier one for a repeated id) and whether it was new.
 func (s *Store) CreateEvent(ctx context.Context, ev *AssetEvent) (*AssetEvent, bool, error) {
 	if ev.ReceivedAt.IsZero() {
 		ev.ReceivedAt = now()
+	}
+	if ev.Kind == "" {
+		ev.Kind = EventAsset
 	}
 	res := s.db.WithContext(ctx).Clauses(clause.OnConflict{DoNothing: true}).Create(ev)
 	if res.Error != nil {

@@ -179,11 +179,11 @@ func TestEventsAndDeliveries(t *testing.T) {
 		}
 		_ = ev
 
-		ds, err := s.CreateDeliveries(ctx, "e1")
+		ds, err := s.CreateDeliveries(ctx, "e1", models.WorkflowRun{WorkflowID: "wf-e1", RunID: "r1"})
 		if err != nil || len(ds) != 2 {
 			t.Fatalf("create deliveries: got %d, %v; want 2 (inactive webhook skipped)", len(ds), err)
 		}
-		ds2, err := s.CreateDeliveries(ctx, "e1")
+		ds2, err := s.CreateDeliveries(ctx, "e1", models.WorkflowRun{WorkflowID: "wf-e1", RunID: "r1"})
 		if err != nil || len(ds2) != 2 || ds2[0].ID != ds[0].ID {
 			t.Fatalf("create deliveries again: got %v, %v; want the same two", ds2, err)
 		}
@@ -257,6 +257,66 @@ func TestEventsAndDeliveries(t *testing.T) {
 		}
 		if evs, _ := s.UnstartedEvents(ctx, time.Now().Add(time.Second), 10); len(evs) != 0 {
 			t.Fatalf("unstarted after mark: %d, want 0", len(evs))
+		}
+	})
+}
+
+func TestAutoDisable(t *testing.T) {
+	modelstest.Each(t, func(t *testing.T, s *models.Store) {
+		ctx := context.Background()
+		modelstest.Org(t, s, "a")
+		w, err := s.CreateWebhook(ctx, "a", models.WebhookUpdate{URL: ptr("https://x.example"), SecretToken: ptr("k")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		deliver := func(id string) string {
+			if _, _, err := s.CreateEvent(ctx, &models.AssetEvent{ID: id, OrganizationID: "a", AssetID: "v", Payload: []byte(`{}`), WorkflowID: id}); err != nil {
+				t.Fatal(err)
+			}
+			ds, err := s.CreateDeliveries(ctx, id, models.WorkflowRun{})
+			if err != nil || len(ds) != 1 {
+				t.Fatalf("deliveries: %v %v", ds, err)
+			}
+			return ds[0].ID
+		}
+		attempt := func(deliveryID string, n int, failed bool, at time.Time) {
+			a := &models.DeliveryAttempt{DeliveryID: deliveryID, AttemptNumber: n, RequestURL: "x", RequestHeaders: "{}", ResponseStatus: 200, StartedAt: at, FinishedAt: at}
+			state := models.DeliverySucceeded
+			if failed {
+				a.ResponseStatus, a.ErrorClass, state = 500, models.ErrorClassHTTP, models.DeliveryPending
+			}
+			if err := s.RecordAttempt(ctx, a, models.AttemptOutcome{State: state, DisableAfter: time.Hour}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		active := func() *models.Webhook {
+			got, err := s.GetWebhook(ctx, "a", w.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return got
+		}
+		d1 := deliver("e1")
+		attempt(d1, 1, true, time.Now().Add(-30*time.Minute)) // failing for 30 min: still active
+		if got := active(); !got.IsActive || got.FailingSince == nil {
+			t.Fatalf("after a recent failure: %+v, want active with failing_since", got)
+		}
+		attempt(d1, 2, false, time.Now()) // a success resets the clock
+		if got := active(); got.FailingSince != nil {
+			t.Fatalf("after a success: failing_since %v, want nil", got.FailingSince)
+		}
+		d2 := deliver("e2")
+		attempt(d2, 1, true, time.Now().Add(-2*time.Hour)) // failing for 2h > 1h window
+		got := active()
+		if got.IsActive || !strings.Contains(got.DeactivatedReason, "Disabled automatically") {
+			t.Fatalf("after failing past the window: %+v, want auto-disabled", got)
+		}
+		if d, _ := s.GetDelivery(ctx, d2); d.State != models.DeliveryCancelled {
+			t.Fatalf("pending delivery of the disabled webhook: %s, want cancelled", d.State)
+		}
+		w2, err := s.UpdateWebhook(ctx, "a", w.ID, models.WebhookUpdate{IsActive: ptr(true)})
+		if err != nil || !w2.IsActive || w2.FailingSince != nil || w2.DeactivatedReason != "" {
+			t.Fatalf("re-enable: %+v %v", w2, err)
 		}
 	})
 }

@@ -17,6 +17,7 @@ type Webhook struct {
 	SecretToken       string
 	IsActive          bool
 	DeactivatedReason string
+	FailingSince      *time.Time
 	CreatedAt         time.Time
 	UpdatedAt         time.Time
 	DeletedAt         gorm.DeletedAt
@@ -114,6 +115,7 @@ func (s *Store) UpdateWebhook(ctx context.Context, orgID, id string, upd Webhook
 			changes["is_active"] = *upd.IsActive
 			if *upd.IsActive {
 				changes["deactivated_reason"] = ""
+				changes["failing_since"] = nil
 			} else {
 				changes["deactivated_reason"] = "Deactivated through the API."
 				if err := cancelPendingDeliveries(tx, w.ID); err != nil {

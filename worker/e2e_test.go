@@ -17,6 +17,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/getkin/kin-openapi/routers"
+	"github.com/getkin/kin-openapi/routers/gorillamux"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/server/temporaltest"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -78,6 +84,7 @@ type stack struct {
 	api    *httptest.Server
 	token  string
 	svc    string
+	spec   routers.Router
 }
 
 func newStack(t *testing.T) *stack {
@@ -85,8 +92,9 @@ func newStack(t *testing.T) *stack {
 	store := modelstest.Postgres(t)
 	ts := temporaltest.NewServer(temporaltest.WithT(t))
 	c := ts.GetDefaultClient()
+	reg := prometheus.NewRegistry()
 	acts := activities.New(activities.Config{
-		Store: store, Guard: activities.NewGuard(activities.LoopbackCIDRs), UserAgent: "streamhooks/e2e",
+		Store: store, Guard: activities.NewGuard(activities.LoopbackCIDRs), UserAgent: "streamhooks/e2e", Metrics: activities.NewMetrics(reg),
 		Schedule: []time.Duration{300 * time.Millisecond, 300 * time.Millisecond, 300 * time.Millisecond}, AttemptTimeout: 3 * time.Second,
 	})
 	w := worker.New(c, acts, worker.Options{})
@@ -94,12 +102,27 @@ func newStack(t *testing.T) *stack {
 		t.Fatal(err)
 	}
 	t.Cleanup(w.Stop)
-	srv := httptest.NewServer(api.New(api.Config{Store: store, Events: &workflows.Starter{Client: c}}))
+	if err := workflows.EnsureSearchAttributes(context.Background(), c, ts.GetDefaultNamespace()); err != nil {
+		t.Fatal(err)
+	}
+	starter := &workflows.Starter{Client: c, SearchAttributes: true}
+	srv := httptest.NewServer(api.New(api.Config{Store: store, Workflows: starter, Attempter: acts, Registry: reg}))
 	t.Cleanup(srv.Close)
-	return &stack{t: t, store: store, client: c, api: srv, token: modelstest.Org(t, store, "demo"), svc: modelstest.ServiceToken(t, store)}
+	return &stack{t: t, store: store, client: c, api: srv, token: modelstest.Org(t, store, "demo"), svc: modelstest.ServiceToken(t, store),
+		spec: loadSpec(t)}
 }
 
+// call sends a request, validates the response against the OpenAPI
+// document, and returns the status and decoded body.
 func (s *stack) call(method, path, token, body string) (int, map[string]any) {
+	s.t.Helper()
+	status, raw := s.raw(method, path, token, body)
+	var m map[string]any
+	_ = json.Unmarshal(raw, &m)
+	return status, m
+}
+
+func (s *stack) raw(method, path, token, body string) (int, []byte) {
 	s.t.Helper()
 	req, _ := http.NewRequest(method, s.api.URL+path, strings.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
@@ -110,9 +133,43 @@ func (s *stack) call(method, path, token, body string) (int, map[string]any) {
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
-	var m map[string]any
-	_ = json.Unmarshal(raw, &m)
-	return resp.StatusCode, m
+	s.validate(req, resp, raw)
+	return resp.StatusCode, raw
+}
+
+func loadSpec(t *testing.T) routers.Router {
+	t.Helper()
+	doc, err := openapi3.NewLoader().LoadFromData(api.OpenAPISpec)
+	if err != nil {
+		t.Fatalf("load OpenAPI: %v", err)
+	}
+	if err := doc.Validate(context.Background()); err != nil {
+		t.Fatalf("OpenAPI document is invalid: %v", err)
+	}
+	doc.Servers = nil // match any host
+	r, err := gorillamux.NewRouter(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// validate checks a real response against the OpenAPI document.
+func (s *stack) validate(req *http.Request, resp *http.Response, body []byte) {
+	s.t.Helper()
+	route, params, err := s.spec.FindRoute(req)
+	if err != nil {
+		s.t.Errorf("%s %s: not in the OpenAPI document: %v", req.Method, req.URL.Path, err)
+		return
+	}
+	in := &openapi3filter.RequestValidationInput{Request: req, PathParams: params, Route: route,
+		Options: &openapi3filter.Options{AuthenticationFunc: openapi3filter.NoopAuthenticationFunc}}
+	out := &openapi3filter.ResponseValidationInput{RequestValidationInput: in, Status: resp.StatusCode, Header: resp.Header,
+		Options: &openapi3filter.Options{IncludeResponseStatus: true}}
+	out.SetBodyBytes(body)
+	if err := openapi3filter.ValidateResponse(context.Background(), out); err != nil {
+		s.t.Errorf("%s %s → %d does not match the OpenAPI document: %v\n%s", req.Method, req.URL.Path, resp.StatusCode, err, body)
+	}
 }
 
 func (s *stack) createWebhook(url, secret string) string {
@@ -212,6 +269,159 @@ func TestEndToEnd(t *testing.T) {
 			if err := os.WriteFile("../workflows/testdata/deliver_event.json", []byte(history), 0o644); err != nil {
 				t.Fatal(err)
 			}
+		}
+	})
+
+	t.Run("deliveries API, redeliver, search attributes, metrics", func(t *testing.T) {
+		var flakyID, healthyID, goneID string
+		for id, r := range hooks {
+			switch r {
+			case flaky:
+				flakyID = id
+			case healthy:
+				healthyID = id
+			case gone:
+				goneID = id
+			}
+		}
+		status, list := s.call("GET", "/api/v1/demo/webhooks/"+flakyID+"/deliveries/", s.token, "")
+		if status != 200 || list["count"] != float64(1) {
+			t.Fatalf("deliveries of flaky: %d %v", status, list)
+		}
+		item := list["results"].([]any)[0].(map[string]any)
+		if item["state"] != "succeeded" || item["attempt_count"] != float64(3) || item["asset_id"] != "vid_1" ||
+			item["asset_status"] != "Completed" || item["event_id"] != "evt-1" || item["last_response_status"] != float64(200) {
+			t.Fatalf("delivery item: %v", item)
+		}
+		for q, want := range map[string]float64{"?status=succeeded": 1, "?status=failed": 0, "?asset_id=vid_1": 1, "?asset_id=nope": 0} {
+			if _, m := s.call("GET", "/api/v1/demo/webhooks/"+flakyID+"/deliveries/"+q, s.token, ""); m["count"] != want {
+				t.Fatalf("filter %s: count %v, want %v", q, m["count"], want)
+			}
+		}
+		if status, m := s.call("GET", "/api/v1/demo/webhooks/"+flakyID+"/deliveries/?status=bogus", s.token, ""); status != 400 || m["status"] == nil {
+			t.Fatalf("bad status filter: %d %v", status, m)
+		}
+
+		deliveryID := item["id"].(string)
+		status, raw := s.raw("GET", "/api/v1/demo/deliveries/"+deliveryID+"/", s.token, "")
+		var detail map[string]any
+		_ = json.Unmarshal(raw, &detail)
+		atts, _ := detail["attempts"].([]any)
+		if status != 200 || len(atts) != 3 || detail["workflow_id"] != workflows.WorkflowID("evt-1") || detail["run_id"] == "" {
+			t.Fatalf("delivery detail: %d %s", status, raw)
+		}
+		first := atts[0].(map[string]any)
+		if first["response_status"] != float64(500) || first["error_class"] != "http" || first["request_headers"].(map[string]any)["X-Streams-Token"] != "********" {
+			t.Fatalf("attempt 1: %v", first)
+		}
+		if bytes.Contains(raw, []byte(flaky.secret)) {
+			t.Fatal("delivery detail leaks the secret")
+		}
+
+		// Redeliver the healthy webhook's delivery: same webhook-id, manual attempt 2.
+		_, hl := s.call("GET", "/api/v1/demo/webhooks/"+healthyID+"/deliveries/", s.token, "")
+		hd := hl["results"].([]any)[0].(map[string]any)["id"].(string)
+		if status, m := s.call("POST", "/api/v1/demo/deliveries/"+hd+"/redeliver/", s.token, ""); status != 202 || m["state"] != "pending" {
+			t.Fatalf("redeliver: %d %v", status, m)
+		}
+		if res := s.wait(workflows.RedeliveryID(hd, 2)); res.Succeeded != 1 {
+			t.Fatalf("redelivery result %+v", res)
+		}
+		reqs := healthy.requests()
+		if len(reqs) != 2 || reqs[1].Get("webhook-id") != hd {
+			t.Fatalf("healthy saw %d requests (last webhook-id %q), want 2 with %s", len(reqs), reqs[len(reqs)-1].Get("webhook-id"), hd)
+		}
+		_, dd := s.call("GET", "/api/v1/demo/deliveries/"+hd+"/", s.token, "")
+		if a := dd["attempts"].([]any); len(a) != 2 || a[1].(map[string]any)["manual"] != true || dd["state"] != "succeeded" {
+			t.Fatalf("after redelivery: %v", dd)
+		}
+		_, gl := s.call("GET", "/api/v1/demo/webhooks/"+goneID+"/deliveries/", s.token, "")
+		gd := gl["results"].([]any)[0].(map[string]any)["id"].(string)
+		if status, m := s.call("POST", "/api/v1/demo/deliveries/"+gd+"/redeliver/", s.token, ""); status != 409 {
+			t.Fatalf("redeliver to a deactivated webhook: %d %v, want 409", status, m)
+		}
+
+		// Ping: 200, 500 and a blocked address, each recorded.
+		ok := newReceiver(t, "secret-ping", func(int) int { return 200 })
+		bad := newReceiver(t, "secret-ping-bad", func(int) int { return 500 })
+		for _, tc := range []struct {
+			url, class string
+			success    bool
+			status     any
+		}{
+			{ok.srv.URL, "", true, float64(200)},
+			{bad.srv.URL, "http", false, float64(500)},
+			{"http://169.254.169.254/latest/meta-data/", "blocked", false, nil},
+		} {
+			secret := "secret-ping"
+			if tc.url == bad.srv.URL {
+				secret = bad.secret
+			}
+			id := s.createWebhook(tc.url, secret)
+			status, m := s.call("POST", "/api/v1/demo/webhooks/"+id+"/ping/", s.token, "")
+			if status != 200 || m["success"] != tc.success || m["error_class"] != tc.class || m["status_code"] != tc.status {
+				t.Fatalf("ping %s: %d %v", tc.url, status, m)
+			}
+			if _, l := s.call("GET", "/api/v1/demo/webhooks/"+id+"/deliveries/", s.token, ""); l["count"] != float64(1) {
+				t.Fatalf("ping %s not recorded: %v", tc.url, l)
+			}
+			s.call("DELETE", "/api/v1/demo/webhooks/"+id+"/", s.token, "")
+		}
+		if n := len(ok.requests()); n != 1 {
+			t.Fatalf("ping receiver saw %d requests, want 1", n)
+		}
+
+		// Another organization sees none of it.
+		other := modelstest.Org(t, s.store, "rival")
+		for _, r := range []struct{ method, path string }{
+			{"GET", "/api/v1/rival/deliveries/" + deliveryID + "/"},
+			{"POST", "/api/v1/rival/deliveries/" + deliveryID + "/redeliver/"},
+			{"GET", "/api/v1/rival/webhooks/" + flakyID + "/deliveries/"},
+			{"POST", "/api/v1/rival/webhooks/" + flakyID + "/ping/"},
+		} {
+			if status, m := s.call(r.method, r.path, other, ""); status != 404 || m["detail"] != "Not found." {
+				t.Fatalf("%s %s as rival: %d %v, want 404", r.method, r.path, status, m)
+			}
+		}
+		if status, _ := s.call("GET", "/api/v1/demo/deliveries/"+deliveryID+"/", other, ""); status != 404 {
+			t.Fatalf("rival token on demo's path: %d, want 404", status)
+		}
+
+		// Operators find the event's workflow by search attributes.
+		query := `OrganizationId="demo" AND AssetId="vid_1" AND AssetStatus="Completed"`
+		deadline := time.Now().Add(15 * time.Second)
+		for {
+			resp, err := s.client.ListWorkflow(context.Background(), &workflowservice.ListWorkflowExecutionsRequest{Query: query})
+			found := false
+			for _, ex := range resp.GetExecutions() {
+				found = found || ex.Execution.WorkflowId == workflows.WorkflowID("evt-1")
+			}
+			if err == nil && found {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("query %s found nothing (%v)", query, err)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+
+		resp, err := http.Get(s.api.URL + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		metrics, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		for _, want := range []string{
+			`streamhooks_deliveries_total{outcome="succeeded"}`, `streamhooks_delivery_attempts_total{class="5xx"}`,
+			`streamhooks_event_to_first_attempt_seconds_count`, `streamhooks_pending_deliveries`,
+			`streamhooks_api_requests_total{method="POST",route="/internal/v1/asset-events/",status="202"}`,
+		} {
+			if !bytes.Contains(metrics, []byte(want)) {
+				t.Errorf("metrics lack %s", want)
+			}
+		}
+		if _, spec := s.call("GET", "/openapi.json", "", ""); spec["openapi"] != "3.0.3" {
+			t.Fatalf("/openapi.json: %v", spec["openapi"])
 		}
 	})
 

@@ -41,5 +41,6 @@ func New(c client.Client, acts *activities.Activities, opts Options) worker.Work
 // worker, or a test environment).
 func Register(r worker.Registry, acts *activities.Activities) {
 	r.RegisterWorkflow(workflows.DeliverEvent)
+	r.RegisterWorkflow(workflows.Redeliver)
 	r.RegisterActivity(acts)
 }

@@ -71,16 +71,49 @@ func DeliverEvent(ctx workflow.Context, in DeliverEventInput) (DeliverEventResul
 	return res, nil
 }
 
+// RedeliverInput names the delivery a customer asked to send again.
+type RedeliverInput struct {
+	DeliveryID     string
+	OrganizationID string
+}
+
+// Redeliver runs a new attempt sequence for one finished delivery, with the
+// same delivery id (webhook-id) and attempts recorded as manual.
+func Redeliver(ctx workflow.Context, in RedeliverInput) (DeliverEventResult, error) {
+	var a *activities.Activities
+	var prep activities.PrepareResult
+	pctx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: prepareTimeout, RetryPolicy: infraRetry, Summary: "Plan the redelivery of " + in.DeliveryID,
+	})
+	if err := workflow.ExecuteActivity(pctx, a.PrepareRedelivery, activities.RedeliveryInput{DeliveryID: in.DeliveryID}).Get(ctx, &prep); err != nil {
+		return DeliverEventResult{}, fmt.Errorf("prepare redelivery of %s: %w", in.DeliveryID, err)
+	}
+	var res DeliverEventResult
+	for _, d := range prep.Deliveries {
+		switch runDelivery(ctx, prep, d) {
+		case models.DeliverySucceeded:
+			res.Succeeded++
+		case models.DeliveryCancelled:
+			res.Cancelled++
+		default:
+			res.Failed++
+		}
+	}
+	return res, nil
+}
+
 // runDelivery makes the attempts of one delivery on the retry schedule and
 // returns its final state. Waits are durable timers: a worker restart
 // resumes the schedule where it was.
 func runDelivery(ctx workflow.Context, prep activities.PrepareResult, d activities.DeliveryRef) string {
 	var a *activities.Activities
-	for attempt := 1; ; attempt++ {
-		final := attempt > len(prep.Schedule)
+	first := max(d.FirstAttempt, 1)
+	for attempt := first; ; attempt++ {
+		k := attempt - first // index into the schedule
+		final := k >= len(prep.Schedule)
 		var delay time.Duration
 		if !final {
-			delay = jitter(prep.Schedule[attempt-1], d.ID, attempt)
+			delay = jitter(prep.Schedule[k], d.ID, attempt)
 		}
 		actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 			StartToCloseTimeout: prep.AttemptTimeout + attemptRecordMargin,
@@ -88,7 +121,7 @@ func runDelivery(ctx workflow.Context, prep activities.PrepareResult, d activiti
 			Summary:             fmt.Sprintf("POST %s (attempt %d)", d.Host, attempt),
 		})
 		var res activities.AttemptResult
-		in := activities.AttemptInput{DeliveryID: d.ID, Attempt: attempt, Final: final, NextDelay: delay}
+		in := activities.AttemptInput{DeliveryID: d.ID, Attempt: attempt, Final: final, NextDelay: delay, Manual: d.Manual}
 		if err := workflow.ExecuteActivity(actx, a.AttemptDelivery, in).Get(ctx, &res); err != nil {
 			// Only a non-retryable error gets here: the delivery row is gone.
 			workflow.GetLogger(ctx).Error("delivery attempt failed permanently", "deliveryID", d.ID, "attempt", attempt, "error", err)
@@ -106,7 +139,7 @@ func runDelivery(ctx workflow.Context, prep activities.PrepareResult, d activiti
 			return models.DeliveryFailed
 		}
 		wait := max(delay, res.RetryAfter)
-		summary := fmt.Sprintf("Retry %s after %s (attempt %d of %d)", d.Host, outcomeText(res), attempt+1, len(prep.Schedule)+1)
+		summary := fmt.Sprintf("Retry %s after %s (attempt %d of %d)", d.Host, outcomeText(res), attempt+1, first+len(prep.Schedule))
 		if err := workflow.NewTimerWithOptions(ctx, wait, workflow.TimerOptions{Summary: summary}).Get(ctx, nil); err != nil {
 			return models.DeliveryCancelled // the workflow itself was cancelled
 		}

@@ -26,6 +26,8 @@ const (
 	envRetrySchedule     = "STREAMHOOKS_RETRY_SCHEDULE"
 	envAttemptTimeout    = "STREAMHOOKS_ATTEMPT_TIMEOUT"
 	envAllowedTargets    = "STREAMHOOKS_ALLOWED_TARGET_CIDRS"
+	envDisableAfter      = "STREAMHOOKS_DISABLE_AFTER"
+	envMetricsAddr       = "STREAMHOOKS_METRICS_ADDR"
 )
 
 // defaultDataDir is where the dev mode keeps its databases.
@@ -44,6 +46,8 @@ type config struct {
 	RetrySchedule     string // parsed by delivery()
 	AttemptTimeout    string
 	AllowedTargets    string
+	DisableAfter      string
+	MetricsAddr       string
 }
 
 // deliveryConfig is the validated delivery settings of a worker.
@@ -51,6 +55,7 @@ type deliveryConfig struct {
 	Schedule       []time.Duration
 	AttemptTimeout time.Duration
 	Allowed        []netip.Prefix
+	DisableAfter   time.Duration
 }
 
 // delivery parses and validates the delivery settings, failing with a
@@ -70,6 +75,12 @@ func (c *config) delivery() (deliveryConfig, error) {
 	if d.Allowed, err = activities.ParseCIDRs(c.AllowedTargets); err != nil {
 		return d, fmt.Errorf("%w: %s: %v", errUsage, envAllowedTargets, err)
 	}
+	d.DisableAfter = activities.DefaultDisableAfter
+	if c.DisableAfter != "" {
+		if d.DisableAfter, err = time.ParseDuration(c.DisableAfter); err != nil || d.DisableAfter < 0 {
+			return d, fmt.Errorf("%w: %s=%q: want a duration such as 120h (0 never disables)", errUsage, envDisableAfter, c.DisableAfter)
+		}
+	}
 	return d, nil
 }
 
@@ -86,6 +97,8 @@ func loadConfig() config {
 		RetrySchedule:     os.Getenv(envRetrySchedule),
 		AttemptTimeout:    envOr(envAttemptTimeout, ""),
 		AllowedTargets:    os.Getenv(envAllowedTargets),
+		DisableAfter:      os.Getenv(envDisableAfter),
+		MetricsAddr:       os.Getenv(envMetricsAddr),
 	}
 }
 

@@ -15,7 +15,6 @@ import (
 	"github.com/streamhooks/streamhooks/activities"
 	"github.com/streamhooks/streamhooks/api"
 	"github.com/streamhooks/streamhooks/models"
-	"github.com/streamhooks/streamhooks/workflows"
 )
 
 // Dev-mode environment variables (flags win).
@@ -95,15 +94,18 @@ func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	defer c.Close()
 
+	reg := newRegistry()
+	acts := newActivities(store, d, reg, log)
+	starter := newStarter(ctx, c, devNamespace, log)
 	workerCtx, stopWorker := context.WithCancel(ctx)
 	workerDone := make(chan error, 1)
-	go func() { workerDone <- runWorker(workerCtx, c, store, d, log) }()
+	go func() { workerDone <- runWorker(workerCtx, c, acts, starter, store, d, log) }()
 
 	printBanner(stdout, banner{
 		API: "http://" + apiLn.Addr().String(), UI: "http://" + *uiAddr, Temporal: *temporalAddr,
 		DataDir: cfg.DataDir, DB: dbKind(&cfg), Creds: creds, Allowed: d.Allowed, Startup: time.Since(started),
 	})
-	h := api.New(api.Config{Store: store, Events: &workflows.Starter{Client: c}, Logger: log})
+	h := api.New(api.Config{Store: store, Workflows: starter, Attempter: acts, Registry: reg, Logger: log})
 	apiErr := serveHTTP(ctx, apiLn, h, log)
 	stopWorker()
 	if err := <-workerDone; err != nil && apiErr == nil {

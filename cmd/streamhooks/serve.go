@@ -14,7 +14,6 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/streamhooks/streamhooks/api"
-	"github.com/streamhooks/streamhooks/workflows"
 )
 
 // shutdownTimeout bounds how long in-flight requests may finish on stop.
@@ -97,6 +96,14 @@ func cmdAPI(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	defer c.Close()
 	log.Info("api listening", "addr", ln.Addr().String(), "version", version, "temporal", cfg.TemporalAddress)
-	h := api.New(api.Config{Store: store, Events: &workflows.Starter{Client: c}, Logger: log})
+	d, err := cfg.delivery()
+	if err != nil {
+		return err
+	}
+	reg := newRegistry()
+	h := api.New(api.Config{
+		Store: store, Workflows: newStarter(ctx, c, cfg.TemporalNamespace, log),
+		Attempter: newActivities(store, d, reg, log), Registry: reg, Logger: log,
+	})
 	return serveHTTP(ctx, ln, h, log)
 }

@@ -7,6 +7,9 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.temporal.io/sdk/client"
 	tlog "go.temporal.io/sdk/log"
 
@@ -37,19 +40,45 @@ func dialTemporal(ctx context.Context, cfg *config, log *slog.Logger) (client.Cl
 	return c, nil
 }
 
+// newActivities builds the delivery activities from validated settings.
+func newActivities(store *models.Store, d deliveryConfig, reg *prometheus.Registry, log *slog.Logger) *activities.Activities {
+	return activities.New(activities.Config{
+		Store: store, Guard: activities.NewGuard(d.Allowed), Schedule: d.Schedule, AttemptTimeout: d.AttemptTimeout,
+		DisableAfter: d.DisableAfter, Metrics: activities.NewMetrics(reg), UserAgent: "streamhooks/" + version, Logger: log,
+	})
+}
+
+// newRegistry returns a metrics registry with the Go runtime and process
+// collectors.
+func newRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg
+}
+
+// newStarter returns a workflow starter, with search attributes when they
+// could be registered in the namespace (otherwise starts would fail).
+func newStarter(ctx context.Context, c client.Client, namespace string, log *slog.Logger) *workflows.Starter {
+	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	st := &workflows.Starter{Client: c}
+	if err := workflows.EnsureSearchAttributes(sctx, c, namespace); err != nil {
+		log.Warn("search attributes unavailable; workflows start without them", "namespace", namespace, "error", err)
+		return st
+	}
+	st.SearchAttributes = true
+	return st
+}
+
 // runWorker runs the delivery worker and the outbox relay until ctx ends,
 // then stops the worker gracefully (in-flight attempts finish or are
 // retried by Temporal on another worker).
-func runWorker(ctx context.Context, c client.Client, store *models.Store, d deliveryConfig, log *slog.Logger) error {
-	acts := activities.New(activities.Config{
-		Store: store, Guard: activities.NewGuard(d.Allowed), Schedule: d.Schedule, AttemptTimeout: d.AttemptTimeout,
-		UserAgent: "streamhooks/" + version, Logger: log,
-	})
+func runWorker(ctx context.Context, c client.Client, acts *activities.Activities, starter *workflows.Starter, store *models.Store, d deliveryConfig, log *slog.Logger) error {
 	w := worker.New(c, acts, worker.Options{})
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start worker: %w", err)
 	}
-	relay := &worker.Relay{Store: store, Starter: &workflows.Starter{Client: c}, Logger: log}
+	relay := &worker.Relay{Store: store, Starter: starter, Logger: log}
 	done := make(chan struct{})
 	go func() { defer close(done); relay.Run(ctx) }()
 	log.Info("worker running", "taskQueue", workflows.TaskQueue, "retrySchedule", fmt.Sprint(d.Schedule),
@@ -88,5 +117,14 @@ func cmdWorker(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	defer c.Close()
-	return runWorker(ctx, c, store, d, log)
+	reg := newRegistry()
+	acts := newActivities(store, d, reg, log)
+	if cfg.MetricsAddr != "" {
+		ln, err := listen("metrics", cfg.MetricsAddr)
+		if err != nil {
+			return err
+		}
+		go func() { _ = serveHTTP(ctx, ln, promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), log) }()
+	}
+	return runWorker(ctx, c, acts, newStarter(ctx, c, cfg.TemporalNamespace, log), store, d, log)
 }

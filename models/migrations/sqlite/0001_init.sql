@@ -28,6 +28,9 @@ CREATE TABLE webhooks (
     secret_token        text NOT NULL,
     is_active           boolean NOT NULL DEFAULT true,
     deactivated_reason  text NOT NULL DEFAULT '',
+    -- Start of the current run of failed attempts (NULL after a success);
+    -- drives auto-disable.
+    failing_since       datetime,
     created_at          datetime NOT NULL,
     updated_at          datetime NOT NULL,
     deleted_at          datetime
@@ -39,6 +42,7 @@ CREATE INDEX webhooks_org_created_idx ON webhooks (organization_id, created_at, 
 CREATE TABLE asset_events (
     id                   text PRIMARY KEY,
     organization_id      text NOT NULL REFERENCES organizations (id),
+    kind                 text NOT NULL DEFAULT 'asset' CHECK (kind IN ('asset', 'ping')),
     asset_id             text NOT NULL,
     asset_status         text NOT NULL DEFAULT '',
     payload              blob NOT NULL,
@@ -61,6 +65,10 @@ CREATE TABLE deliveries (
     last_status      integer NOT NULL DEFAULT 0,
     last_error_class text NOT NULL DEFAULT '',
     next_attempt_at  datetime,
+    -- The workflow run that currently drives the delivery (the event's, or
+    -- a manual redelivery's).
+    workflow_id      text NOT NULL DEFAULT '',
+    run_id           text NOT NULL DEFAULT '',
     created_at       datetime NOT NULL,
     updated_at       datetime NOT NULL,
     UNIQUE (event_id, webhook_id)
