@@ -203,7 +203,10 @@ Try it (a local receiver that prints and verifies deliveries:
        -H 'Content-Type: application/json' \
        -d '{"organization_id": "demo", "asset": {"id": "vid_1", "title": "Demo", "type": "video", "video": {"status": "Completed"}}}'
 
-  curl -s %[2]s/api/v1/demo/webhooks/ -H 'Authorization: Token %[9]s'
+  # then, with the "id" the first call returned:
+  curl -s %[2]s/api/v1/demo/webhooks/$WEBHOOK_ID/deliveries/ -H 'Authorization: Token %[9]s'
+
+Find it in Temporal UI with: OrganizationId="demo" AND AssetId="vid_1"
 
 `, b.Startup.Round(time.Millisecond), b.API, b.UI, b.Temporal, devNamespace, b.DataDir, b.DB, devOrg,
 		b.Creds.CustomerToken, b.Creds.ServiceToken, fmt.Sprint(b.Allowed))
