@@ -59,16 +59,21 @@ func DeliverEvent(ctx workflow.Context, in DeliverEventInput) (DeliverEventResul
 
 	var res DeliverEventResult
 	for _, s := range states {
-		switch s {
-		case models.DeliverySucceeded:
-			res.Succeeded++
-		case models.DeliveryCancelled:
-			res.Cancelled++
-		default:
-			res.Failed++
-		}
+		res.add(s)
 	}
 	return res, nil
+}
+
+// add counts one delivery's final state.
+func (r *DeliverEventResult) add(state string) {
+	switch state {
+	case models.DeliverySucceeded:
+		r.Succeeded++
+	case models.DeliveryCancelled:
+		r.Cancelled++
+	default:
+		r.Failed++
+	}
 }
 
 // RedeliverInput names the delivery a customer asked to send again.
@@ -90,14 +95,7 @@ func Redeliver(ctx workflow.Context, in RedeliverInput) (DeliverEventResult, err
 	}
 	var res DeliverEventResult
 	for _, d := range prep.Deliveries {
-		switch runDelivery(ctx, prep, d) {
-		case models.DeliverySucceeded:
-			res.Succeeded++
-		case models.DeliveryCancelled:
-			res.Cancelled++
-		default:
-			res.Failed++
-		}
+		res.add(runDelivery(ctx, prep, d))
 	}
 	return res, nil
 }
