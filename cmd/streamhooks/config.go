@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/streamhooks/streamhooks/activities"
+	"github.com/streamhooks/streamhooks/workflows"
 
 	"github.com/streamhooks/streamhooks/models"
 )
@@ -28,6 +29,7 @@ const (
 	envAllowedTargets    = "STREAMHOOKS_ALLOWED_TARGET_CIDRS"
 	envDisableAfter      = "STREAMHOOKS_DISABLE_AFTER"
 	envMetricsAddr       = "STREAMHOOKS_METRICS_ADDR"
+	envTaskQueue         = "STREAMHOOKS_TASK_QUEUE"
 )
 
 // defaultDataDir is where the dev mode keeps its databases.
@@ -48,6 +50,7 @@ type config struct {
 	AllowedTargets    string
 	DisableAfter      string
 	MetricsAddr       string
+	TaskQueue         string
 }
 
 // deliveryConfig is the validated delivery settings of a worker.
@@ -99,6 +102,7 @@ func loadConfig() config {
 		AllowedTargets:    os.Getenv(envAllowedTargets),
 		DisableAfter:      os.Getenv(envDisableAfter),
 		MetricsAddr:       os.Getenv(envMetricsAddr),
+		TaskQueue:         envOr(envTaskQueue, workflows.TaskQueue),
 	}
 }
 

@@ -102,7 +102,7 @@ func cmdAPI(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	reg := newRegistry()
 	h := api.New(api.Config{
-		Store: store, Workflows: newStarter(ctx, c, cfg.TemporalNamespace, log),
+		Store: store, Workflows: newStarter(ctx, c, &cfg, log),
 		Attempter: newActivities(store, d, reg, log), Registry: reg, Logger: log,
 	})
 	return serveHTTP(ctx, ln, h, log)

@@ -58,12 +58,12 @@ func newRegistry() *prometheus.Registry {
 
 // newStarter returns a workflow starter, with search attributes when they
 // could be registered in the namespace (otherwise starts would fail).
-func newStarter(ctx context.Context, c client.Client, namespace string, log *slog.Logger) *workflows.Starter {
+func newStarter(ctx context.Context, c client.Client, cfg *config, log *slog.Logger) *workflows.Starter {
 	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	st := &workflows.Starter{Client: c}
-	if err := workflows.EnsureSearchAttributes(sctx, c, namespace); err != nil {
-		log.Warn("search attributes unavailable; workflows start without them", "namespace", namespace, "error", err)
+	st := &workflows.Starter{Client: c, TaskQueue: cfg.TaskQueue}
+	if err := workflows.EnsureSearchAttributes(sctx, c, cfg.TemporalNamespace); err != nil {
+		log.Warn("search attributes unavailable; workflows start without them", "namespace", cfg.TemporalNamespace, "error", err)
 		return st
 	}
 	st.SearchAttributes = true
@@ -74,14 +74,14 @@ func newStarter(ctx context.Context, c client.Client, namespace string, log *slo
 // then stops the worker gracefully (in-flight attempts finish or are
 // retried by Temporal on another worker).
 func runWorker(ctx context.Context, c client.Client, acts *activities.Activities, starter *workflows.Starter, store *models.Store, d deliveryConfig, log *slog.Logger) error {
-	w := worker.New(c, acts, worker.Options{})
+	w := worker.New(c, acts, worker.Options{TaskQueue: starter.TaskQueue})
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start worker: %w", err)
 	}
 	relay := &worker.Relay{Store: store, Starter: starter, Logger: log}
 	done := make(chan struct{})
 	go func() { defer close(done); relay.Run(ctx) }()
-	log.Info("worker running", "taskQueue", workflows.TaskQueue, "retrySchedule", fmt.Sprint(d.Schedule),
+	log.Info("worker running", "taskQueue", starter.TaskQueue, "retrySchedule", fmt.Sprint(d.Schedule),
 		"attemptTimeout", d.AttemptTimeout.String(), "allowedTargets", fmt.Sprint(d.Allowed))
 	<-ctx.Done()
 	w.Stop()
@@ -126,5 +126,5 @@ func cmdWorker(ctx context.Context, args []string, stderr io.Writer) error {
 		}
 		go func() { _ = serveHTTP(ctx, ln, promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), log) }()
 	}
-	return runWorker(ctx, c, acts, newStarter(ctx, c, cfg.TemporalNamespace, log), store, d, log)
+	return runWorker(ctx, c, acts, newStarter(ctx, c, &cfg, log), store, d, log)
 }
