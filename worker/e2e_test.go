@@ -35,7 +35,7 @@ import (
 	"github.com/streamhooks/streamhooks/workflows"
 )
 
-var update = flag.Bool("update", false, "rewrite workflows/testdata/deliver_event.json from a real run")
+var update = flag.Bool("update", false, "write workflows/testdata/deliver_event_local_first.json from a real run")
 
 // receiver is a loopback webhook endpoint that records every request,
 // verifies its signature against its secret and answers from a script.
@@ -266,7 +266,7 @@ func TestEndToEnd(t *testing.T) {
 			}
 		}
 		if *update {
-			if err := os.WriteFile("../workflows/testdata/deliver_event.json", []byte(history), 0o644); err != nil {
+			if err := os.WriteFile("../workflows/testdata/deliver_event_local_first.json", []byte(history), 0o644); err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -38,11 +38,26 @@ type DeliverEventResult struct {
 func DeliverEvent(ctx workflow.Context, in DeliverEventInput) (DeliverEventResult, error) {
 	var a *activities.Activities
 	var prep activities.PrepareResult
-	pctx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: prepareTimeout, RetryPolicy: infraRetry,
-		Summary: "Snapshot the webhooks of " + in.OrganizationID,
-	})
-	if err := workflow.ExecuteActivity(pctx, a.PrepareDeliveries, activities.PrepareInput{EventID: in.EventID}).Get(ctx, &prep); err != nil {
+	// Version 1 runs the hot path (the snapshot and each first attempt) as
+	// local activities: no task-queue round trips, several times the
+	// throughput (docs/benchmarks.md). Retries stay regular activities so
+	// operators see each one in Temporal UI.
+	local := workflow.GetVersion(ctx, localFirstAttempt, workflow.DefaultVersion, 1) == 1
+	prepare := activities.PrepareInput{EventID: in.EventID}
+	summary := "Snapshot the webhooks of " + in.OrganizationID
+	var fut workflow.Future
+	if local {
+		lctx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
+			StartToCloseTimeout: prepareTimeout, RetryPolicy: infraRetry, Summary: summary,
+		})
+		fut = workflow.ExecuteLocalActivity(lctx, a.PrepareDeliveries, prepare)
+	} else {
+		pctx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+			StartToCloseTimeout: prepareTimeout, RetryPolicy: infraRetry, Summary: summary,
+		})
+		fut = workflow.ExecuteActivity(pctx, a.PrepareDeliveries, prepare)
+	}
+	if err := fut.Get(ctx, &prep); err != nil {
 		return DeliverEventResult{}, fmt.Errorf("prepare deliveries of event %s: %w", in.EventID, err)
 	}
 
@@ -52,7 +67,7 @@ func DeliverEvent(ctx workflow.Context, in DeliverEventInput) (DeliverEventResul
 		wg.Add(1)
 		workflow.Go(ctx, func(ctx workflow.Context) {
 			defer wg.Done()
-			states[i] = runDelivery(ctx, prep, d)
+			states[i] = runDelivery(ctx, prep, d, local)
 		})
 	}
 	wg.Wait(ctx)
@@ -95,7 +110,7 @@ func Redeliver(ctx workflow.Context, in RedeliverInput) (DeliverEventResult, err
 	}
 	var res DeliverEventResult
 	for _, d := range prep.Deliveries {
-		res.add(runDelivery(ctx, prep, d))
+		res.add(runDelivery(ctx, prep, d, false))
 	}
 	return res, nil
 }
@@ -103,7 +118,8 @@ func Redeliver(ctx workflow.Context, in RedeliverInput) (DeliverEventResult, err
 // runDelivery makes the attempts of one delivery on the retry schedule and
 // returns its final state. Waits are durable timers: a worker restart
 // resumes the schedule where it was.
-func runDelivery(ctx workflow.Context, prep activities.PrepareResult, d activities.DeliveryRef) string {
+// With localFirst the first attempt is a local activity.
+func runDelivery(ctx workflow.Context, prep activities.PrepareResult, d activities.DeliveryRef, localFirst bool) string {
 	var a *activities.Activities
 	first := max(d.FirstAttempt, 1)
 	for attempt := first; ; attempt++ {
@@ -113,14 +129,20 @@ func runDelivery(ctx workflow.Context, prep activities.PrepareResult, d activiti
 		if !final {
 			delay = jitter(prep.Schedule[k], d.ID, attempt)
 		}
-		actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-			StartToCloseTimeout: prep.AttemptTimeout + attemptRecordMargin,
-			RetryPolicy:         infraRetry,
-			Summary:             fmt.Sprintf("POST %s (attempt %d)", d.Host, attempt),
-		})
 		var res activities.AttemptResult
 		in := activities.AttemptInput{DeliveryID: d.ID, Attempt: attempt, Final: final, NextDelay: delay, Manual: d.Manual}
-		if err := workflow.ExecuteActivity(actx, a.AttemptDelivery, in).Get(ctx, &res); err != nil {
+		summary := fmt.Sprintf("POST %s (attempt %d)", d.Host, attempt)
+		var fut workflow.Future
+		if localFirst && attempt == first {
+			fut = workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
+				StartToCloseTimeout: prep.AttemptTimeout + attemptRecordMargin, RetryPolicy: infraRetry, Summary: summary,
+			}), a.AttemptDelivery, in)
+		} else {
+			fut = workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+				StartToCloseTimeout: prep.AttemptTimeout + attemptRecordMargin, RetryPolicy: infraRetry, Summary: summary,
+			}), a.AttemptDelivery, in)
+		}
+		if err := fut.Get(ctx, &res); err != nil {
 			// Only a non-retryable error gets here: the delivery row is gone.
 			workflow.GetLogger(ctx).Error("delivery attempt failed permanently", "deliveryID", d.ID, "attempt", attempt, "error", err)
 			return models.DeliveryFailed
@@ -137,7 +159,7 @@ func runDelivery(ctx workflow.Context, prep activities.PrepareResult, d activiti
 			return models.DeliveryFailed
 		}
 		wait := max(delay, res.RetryAfter)
-		summary := fmt.Sprintf("Retry %s after %s (attempt %d of %d)", d.Host, outcomeText(res), attempt+1, first+len(prep.Schedule))
+		summary = fmt.Sprintf("Retry %s after %s (attempt %d of %d)", d.Host, outcomeText(res), attempt+1, first+len(prep.Schedule))
 		if err := workflow.NewTimerWithOptions(ctx, wait, workflow.TimerOptions{Summary: summary}).Get(ctx, nil); err != nil {
 			return models.DeliveryCancelled // the workflow itself was cancelled
 		}

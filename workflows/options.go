@@ -31,6 +31,10 @@ var infraRetry = &temporal.RetryPolicy{
 	NonRetryableErrorTypes: []string{activities.ErrTypeNotFound},
 }
 
+// localFirstAttempt is the change id (workflow.GetVersion) of running the
+// snapshot and first attempts as local activities.
+const localFirstAttempt = "local-first-attempt"
+
 // jitterFraction is the ±share of each scheduled wait that is randomised,
 // so retries of many deliveries do not hit an endpoint in lock-step.
 const jitterFraction = 0.2

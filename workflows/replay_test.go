@@ -8,14 +8,20 @@ import (
 	"github.com/streamhooks/streamhooks/workflows"
 )
 
-// TestReplayRecordedHistory replays a history recorded from a real run (the
-// end-to-end test writes it with -update: 3 webhooks, retries, a 410). A
-// change to DeliverEvent that would break running workflows fails here;
-// such a change needs workflow.GetVersion.
+// TestReplayRecordedHistory replays histories recorded from real runs (3
+// webhooks, retries, a 410): deliver_event.json from before the
+// local-first-attempt change (all regular activities) and
+// deliver_event_local_first.json after it (the end-to-end test rewrites the
+// latter with -update). A change to DeliverEvent that would break running
+// workflows fails here; such a change needs workflow.GetVersion.
 func TestReplayRecordedHistory(t *testing.T) {
-	r := worker.NewWorkflowReplayer()
-	r.RegisterWorkflow(workflows.DeliverEvent)
-	if err := r.ReplayWorkflowHistoryFromJSONFile(nil, "testdata/deliver_event.json"); err != nil {
-		t.Fatalf("replay: %v", err)
+	for _, file := range []string{"testdata/deliver_event.json", "testdata/deliver_event_local_first.json"} {
+		t.Run(file, func(t *testing.T) {
+			r := worker.NewWorkflowReplayer()
+			r.RegisterWorkflow(workflows.DeliverEvent)
+			if err := r.ReplayWorkflowHistoryFromJSONFile(nil, file); err != nil {
+				t.Fatalf("replay: %v", err)
+			}
+		})
 	}
 }

@@ -24,6 +24,10 @@ type Starter struct {
 	// WebhookId on started workflows; only when they are registered (see
 	// EnsureSearchAttributes), or starts would fail.
 	SearchAttributes bool
+	// EagerStart asks the server to hand the first workflow task straight
+	// back to a worker of this process's client (dev mode, bench), saving
+	// a round trip through matching.
+	EagerStart bool
 }
 
 // Search attribute keys that make deliveries findable in Temporal UI, e.g.
@@ -122,7 +126,8 @@ func (s *Starter) StartEvent(ctx context.Context, ev *models.AssetEvent) error {
 		Memo: map[string]any{
 			"OrganizationId": ev.OrganizationID, "AssetId": ev.AssetID, "AssetStatus": ev.AssetStatus,
 		},
-		StaticSummary: fmt.Sprintf("Asset %s → %s (organization %s)", ev.AssetID, statusOrUnknown(ev.AssetStatus), ev.OrganizationID),
+		StaticSummary:    fmt.Sprintf("Asset %s → %s (organization %s)", ev.AssetID, statusOrUnknown(ev.AssetStatus), ev.OrganizationID),
+		EnableEagerStart: s.EagerStart,
 	}
 	if s.SearchAttributes {
 		opts.TypedSearchAttributes = temporal.NewSearchAttributes(OrganizationIDKey.ValueSet(ev.OrganizationID),

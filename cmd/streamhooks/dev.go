@@ -97,6 +97,7 @@ func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	reg := newRegistry()
 	acts := newActivities(store, d, reg, log)
 	starter := newStarter(ctx, c, &cfg, log)
+	starter.EagerStart = true // the worker is in this process (docs/benchmarks.md)
 	workerCtx, stopWorker := context.WithCancel(ctx)
 	workerDone := make(chan error, 1)
 	go func() { workerDone <- runWorker(workerCtx, c, acts, starter, store, d, log) }()

@@ -73,7 +73,7 @@ func startEmbeddedTemporal(cfg embeddedTemporalConfig) (*embeddedTemporal, error
 		ConnectAttributes: map[string]string{
 			"mode": "rwc", "journal_mode": "wal", "synchronous": "normal", "busy_timeout": "10000",
 		},
-		MaxConns: 8, MaxIdleConns: 8,
+		MaxConns: 1, MaxIdleConns: 1,
 	}
 	if _, err := os.Stat(dbPath); errors.Is(err, os.ErrNotExist) {
 		if err := sqliteschema.SetupSchema(&sqlConf); err != nil {

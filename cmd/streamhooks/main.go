@@ -23,6 +23,7 @@ Usage:
 
 Commands:
   dev                      run everything in one process: API, worker, Temporal, Temporal UI
+  bench                    measure delivery throughput and latency on this machine
   receive                  run a local test receiver that prints and verifies deliveries
   api                      run the HTTP API (DATABASE_URL, TEMPORAL_ADDRESS)
   worker                   run the delivery worker (DATABASE_URL, TEMPORAL_ADDRESS)
@@ -80,6 +81,8 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return cmdAPI(ctx, rest, stderr)
 	case "dev":
 		return cmdDev(ctx, rest, stdout, stderr)
+	case "bench":
+		return cmdBench(ctx, rest, stdout, stderr)
 	case "receive":
 		return cmdReceive(ctx, rest, stdout, stderr)
 	case "worker":

@@ -1,0 +1,466 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/streamhooks/streamhooks/activities"
+	"github.com/streamhooks/streamhooks/api"
+	"github.com/streamhooks/streamhooks/models"
+	"github.com/streamhooks/streamhooks/worker"
+	"github.com/streamhooks/streamhooks/workflows"
+)
+
+// benchConfig sizes a benchmark run.
+type benchConfig struct {
+	Events       int
+	Webhooks     []int
+	Concurrency  int
+	Rate         int
+	Duration     time.Duration
+	JSON         bool
+	Eager        bool
+	ActivitySlot int
+	Pollers      int
+}
+
+// benchResult is one scenario's numbers.
+type benchResult struct {
+	Scenario          string  `json:"scenario"`
+	Events            int     `json:"events"`
+	WebhooksPerEvent  int     `json:"webhooks_per_event"`
+	EventsPerSec      float64 `json:"events_accepted_per_sec"`
+	DeliveriesPerSec  float64 `json:"deliveries_per_sec"`
+	Received          int64   `json:"received_at_receiver"`
+	SucceededRows     int64   `json:"succeeded_rows"`
+	RatioToCeiling    float64 `json:"ratio_to_ceiling"`
+	P50ms             float64 `json:"p50_ms"`
+	P95ms             float64 `json:"p95_ms"`
+	P99ms             float64 `json:"p99_ms"`
+	CPUSecPer1000     float64 `json:"cpu_seconds_per_1000_deliveries"`
+	PeakRSSMB         float64 `json:"peak_rss_mb"`
+	ElapsedSec        float64 `json:"elapsed_sec"`
+	CeilingRequestsPS float64 `json:"-"`
+}
+
+// benchReceiver is the loopback endpoint every webhook points at. It
+// counts requests and remembers when the first attempt of each event (asset
+// id = event id) arrived.
+type benchReceiver struct {
+	count atomic.Int64
+	mu    sync.Mutex
+	first map[string]time.Time
+	url   string
+}
+
+func (r *benchReceiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	body, _ := io.ReadAll(req.Body)
+	now := time.Now()
+	r.count.Add(1)
+	if i := bytes.Index(body, []byte(`"id":"`)); i >= 0 {
+		rest := body[i+6:]
+		if j := bytes.IndexByte(rest, '"'); j > 0 {
+			id := string(rest[:j])
+			r.mu.Lock()
+			if _, ok := r.first[id]; !ok {
+				r.first[id] = now
+			}
+			r.mu.Unlock()
+		}
+	}
+	w.WriteHeader(http.StatusOK)
+}
+
+func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cfg := loadConfig()
+	bc := benchConfig{}
+	fs := newFlags("bench", "bench [--events N] [--webhooks 1,5] [--concurrency C] [--rate R] [--duration D] [--json]", stderr)
+	fs.IntVar(&bc.Events, "events", 2000, "events per saturation scenario")
+	hooks := fs.String("webhooks", "1,5", "webhooks per organization, one saturation scenario each")
+	fs.IntVar(&bc.Concurrency, "concurrency", 32, "concurrent event signals (and ceiling requests)")
+	fs.IntVar(&bc.Rate, "rate", 200, "offered events per second in the fixed-load scenario (0 skips it)")
+	fs.DurationVar(&bc.Duration, "duration", 10*time.Second, "length of the fixed-load scenario")
+	fs.BoolVar(&bc.JSON, "json", false, "print results as JSON")
+	fs.BoolVar(&bc.Eager, "eager", true, "eager workflow start (the worker is in this process)")
+	fs.IntVar(&bc.ActivitySlot, "activity-slots", 0, "worker activity slots (0: SDK default)")
+	fs.IntVar(&bc.Pollers, "pollers", 0, "worker pollers per kind (0: SDK default)")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	for _, f := range strings.Split(*hooks, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			return fmt.Errorf("%w: --webhooks %q", errUsage, *hooks)
+		}
+		bc.Webhooks = append(bc.Webhooks, n)
+	}
+	dir, err := os.MkdirTemp("", "streamhooks-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	if cfg.DatabaseURL == "" {
+		cfg.DataDir = dir
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	store, err := openStore(ctx, &cfg, true)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+
+	addrs := make([]string, 4)
+	for i := range addrs {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return err
+		}
+		addrs[i] = ln.Addr().String()
+		_ = ln.Close()
+	}
+	et, err := startEmbeddedTemporal(embeddedTemporalConfig{DataDir: dir, FrontendAddr: addrs[0], UIAddr: addrs[1]})
+	if err != nil {
+		return err
+	}
+	defer et.Stop()
+	cfg.TemporalAddress, cfg.TemporalNamespace = addrs[0], devNamespace
+	c, err := dialTemporal(ctx, &cfg, log)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	acts := activities.New(activities.Config{Store: store, Guard: activities.NewGuard(activities.LoopbackCIDRs), UserAgent: "streamhooks/bench", Logger: log})
+	w := worker.New(c, acts, worker.Options{MaxConcurrentActivities: bc.ActivitySlot,
+		MaxConcurrentActivityPollers: bc.Pollers, MaxConcurrentWorkflowPollers: bc.Pollers})
+	if err := w.Start(); err != nil {
+		return err
+	}
+	defer w.Stop()
+	starter := &workflows.Starter{Client: c, EagerStart: bc.Eager}
+	apiLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	apiCtx, stopAPI := context.WithCancel(ctx)
+	defer stopAPI()
+	go func() {
+		_ = serveHTTP(apiCtx, apiLn, api.New(api.Config{Store: store, Workflows: starter, Registry: prometheus.NewRegistry()}), log)
+	}()
+	recv := &benchReceiver{first: map[string]time.Time{}}
+	recvLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	recv.url = "http://" + recvLn.Addr().String()
+	go func() { _ = serveHTTP(apiCtx, recvLn, recv, log) }()
+	svc, err := store.CreateToken(ctx, models.ScopeService, "")
+	if err != nil {
+		return err
+	}
+	b := &bench{cfg: bc, store: store, api: "http://" + apiLn.Addr().String(), svc: svc, recv: recv, progress: stderr,
+		client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: bc.Concurrency * 2}}}
+
+	ceiling := b.ceiling(ctx, bc.Events*max(slices.Max(bc.Webhooks), 1))
+	var results []benchResult
+	for _, n := range bc.Webhooks {
+		r, err := b.saturation(ctx, n, ceiling)
+		if err != nil {
+			return err
+		}
+		results = append(results, r)
+	}
+	if bc.Rate > 0 {
+		r, err := b.fixedRate(ctx, ceiling)
+		if err != nil {
+			return err
+		}
+		results = append(results, r)
+	}
+	fmt.Fprint(stderr, "\r\033[K")
+	if bc.JSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(map[string]any{"ceiling_requests_per_sec": ceiling, "database": store.Dialect(), "eager_start": bc.Eager, "results": results})
+	}
+	fmt.Fprintf(stdout, "ceiling (plain net/http POSTs, concurrency %d): %.0f req/s; app database: %s; eager start: %v\n\n",
+		bc.Concurrency, ceiling, store.Dialect(), bc.Eager)
+	fmt.Fprintf(stdout, "%-22s %7s %5s %10s %12s %8s %8s %8s %8s %10s %8s\n",
+		"scenario", "events", "hooks", "events/s", "deliveries/s", "ratio", "p50 ms", "p95 ms", "p99 ms", "cpu s/1k", "rss MB")
+	for _, r := range results {
+		fmt.Fprintf(stdout, "%-22s %7d %5d %10.0f %12.0f %8.3f %8.1f %8.1f %8.1f %10.2f %8.0f\n", r.Scenario, r.Events, r.WebhooksPerEvent,
+			r.EventsPerSec, r.DeliveriesPerSec, r.RatioToCeiling, r.P50ms, r.P95ms, r.P99ms, r.CPUSecPer1000, r.PeakRSSMB)
+	}
+	for _, r := range results {
+		if r.SucceededRows != r.Received && r.Received < int64(r.Events*r.WebhooksPerEvent) {
+			fmt.Fprintf(stdout, "WARNING %s: %d received, %d succeeded rows\n", r.Scenario, r.Received, r.SucceededRows)
+		}
+	}
+	return nil
+}
+
+type bench struct {
+	cfg      benchConfig
+	store    *models.Store
+	api      string
+	svc      string
+	recv     *benchReceiver
+	client   *http.Client
+	progress io.Writer
+	runs     int
+}
+
+// ceiling measures plain keep-alive POSTs of the same payload to the same
+// receiver at the same concurrency: what the machine allows at best.
+func (b *bench) ceiling(ctx context.Context, n int) float64 {
+	body := []byte(`{"id":"ceiling","title":"bench","type":"video","video":{"status":"Completed"}}`)
+	start := time.Now()
+	b.parallel(ctx, n, func(int) {
+		resp, err := b.client.Post(b.recv.url+"/ceiling", "application/json", bytes.NewReader(body))
+		if err == nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+	})
+	return float64(n) / time.Since(start).Seconds()
+}
+
+// parallel runs f(0..n-1) on the configured concurrency.
+func (b *bench) parallel(ctx context.Context, n int, f func(i int)) {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range b.cfg.Concurrency {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				i := int(next.Add(1)) - 1
+				if i >= n {
+					return
+				}
+				f(i)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// setup creates a fresh organization with hooks webhooks to the receiver.
+func (b *bench) setup(ctx context.Context, hooks int) (string, error) {
+	b.runs++
+	org := fmt.Sprintf("bench%d-%d", b.runs, time.Now().UnixNano()%1e9)
+	if _, err := b.store.CreateOrganization(ctx, org, ""); err != nil {
+		return "", err
+	}
+	for i := range hooks {
+		u := fmt.Sprintf("%s/%s/%d", b.recv.url, org, i)
+		if _, err := b.store.CreateWebhook(ctx, org, models.WebhookUpdate{URL: &u, SecretToken: ptrTo("bench-secret")}); err != nil {
+			return "", err
+		}
+	}
+	return org, nil
+}
+
+func ptrTo[T any](v T) *T { return &v }
+
+// signal posts one event; it returns when the API accepted it.
+func (b *bench) signal(org, id string) (time.Time, error) {
+	body := `{"organization_id":"` + org + `","event_id":"` + id + `","asset":{"id":"` + id + `","title":"bench","type":"video","video":{"status":"Completed"}}}`
+	req, _ := http.NewRequest(http.MethodPost, b.api+"/internal/v1/asset-events/", strings.NewReader(body))
+	req.Header.Set("Authorization", "Token "+b.svc)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := b.client.Do(req)
+	if err != nil {
+		return time.Time{}, err
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		return time.Time{}, fmt.Errorf("signal %s: status %d", id, resp.StatusCode)
+	}
+	return time.Now(), nil
+}
+
+// run drives one scenario: send (by send), wait for every delivery, measure.
+func (b *bench) run(ctx context.Context, name string, hooks, events int, ceiling float64, send func(org string, accepted []time.Time) error) (benchResult, error) {
+	org, err := b.setup(ctx, hooks)
+	if err != nil {
+		return benchResult{}, err
+	}
+	want := int64(events * hooks)
+	base := b.recv.count.Load()
+	cpu0 := cpuSeconds()
+	start := time.Now()
+	accepted := make([]time.Time, events)
+	stop := b.progressLine(name, base, want)
+	if err := send(org, accepted); err != nil {
+		stop()
+		return benchResult{}, err
+	}
+	sent := time.Since(start)
+	deadline := time.Now().Add(5*time.Minute + time.Duration(events)*20*time.Millisecond)
+	for b.recv.count.Load()-base < want && time.Now().Before(deadline) && ctx.Err() == nil {
+		time.Sleep(5 * time.Millisecond)
+	}
+	elapsed := time.Since(start)
+	stop()
+	got := b.recv.count.Load() - base
+	r := benchResult{
+		Scenario: name, Events: events, WebhooksPerEvent: hooks, Received: got, ElapsedSec: elapsed.Seconds(),
+		EventsPerSec: float64(events) / sent.Seconds(), DeliveriesPerSec: float64(got) / elapsed.Seconds(),
+		PeakRSSMB: peakRSSMB(), CeilingRequestsPS: ceiling,
+	}
+	r.RatioToCeiling = r.DeliveriesPerSec / ceiling
+	if got > 0 {
+		r.CPUSecPer1000 = (cpuSeconds() - cpu0) / float64(got) * 1000
+	}
+	var lat []float64
+	b.recv.mu.Lock()
+	for i := range events {
+		if t, ok := b.recv.first[fmt.Sprintf("%s-%d", org, i)]; ok && !accepted[i].IsZero() {
+			lat = append(lat, float64(t.Sub(accepted[i]).Microseconds())/1000)
+		}
+	}
+	b.recv.mu.Unlock()
+	r.P50ms, r.P95ms, r.P99ms = percentile(lat, 50), percentile(lat, 95), percentile(lat, 99)
+	// The receiver sees a request just before its attempt row commits.
+	for wait := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		r.SucceededRows = b.succeeded(ctx, org)
+		if r.SucceededRows >= got || time.Now().After(wait) {
+			break
+		}
+	}
+	return r, nil
+}
+
+func (b *bench) saturation(ctx context.Context, hooks int, ceiling float64) (benchResult, error) {
+	name := fmt.Sprintf("saturation-%dhook", hooks)
+	return b.run(ctx, name, hooks, b.cfg.Events, ceiling, func(org string, accepted []time.Time) error {
+		var firstErr atomic.Value
+		b.parallel(ctx, len(accepted), func(i int) {
+			t, err := b.signal(org, fmt.Sprintf("%s-%d", org, i))
+			if err != nil {
+				firstErr.CompareAndSwap(nil, err)
+				return
+			}
+			accepted[i] = t
+		})
+		if err, _ := firstErr.Load().(error); err != nil {
+			return err
+		}
+		return nil
+	})
+}
+
+// fixedRate offers cfg.Rate events per second for cfg.Duration to one
+// webhook each: the latency scenario.
+func (b *bench) fixedRate(ctx context.Context, ceiling float64) (benchResult, error) {
+	n := int(float64(b.cfg.Rate) * b.cfg.Duration.Seconds())
+	name := fmt.Sprintf("fixed-%d-ev/s", b.cfg.Rate)
+	return b.run(ctx, name, 1, n, ceiling, func(org string, accepted []time.Time) error {
+		interval := time.Second / time.Duration(b.cfg.Rate)
+		var wg sync.WaitGroup
+		var failed atomic.Int64
+		start := time.Now()
+		for i := range n {
+			time.Sleep(time.Until(start.Add(time.Duration(i) * interval)))
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				t, err := b.signal(org, fmt.Sprintf("%s-%d", org, i))
+				if err != nil {
+					failed.Add(1)
+					return
+				}
+				accepted[i] = t
+			}()
+		}
+		wg.Wait()
+		if f := failed.Load(); f > 0 {
+			return fmt.Errorf("%d signals failed", f)
+		}
+		return nil
+	})
+}
+
+// succeeded counts the organization's succeeded delivery rows.
+func (b *bench) succeeded(ctx context.Context, org string) int64 {
+	hooks, _, err := b.store.ListWebhooks(ctx, org, models.Page{Limit: 1000})
+	if err != nil {
+		return -1
+	}
+	var total int64
+	for _, h := range hooks {
+		_, n, err := b.store.ListWebhookDeliveries(ctx, org, h.ID, models.DeliveryFilter{State: models.DeliverySucceeded}, models.Page{Limit: 1})
+		if err != nil {
+			return -1
+		}
+		total += n
+	}
+	return total
+}
+
+func (b *bench) progressLine(name string, base, want int64) func() {
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(500 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				fmt.Fprintf(b.progress, "\r\033[K%s: %d/%d deliveries received", name, b.recv.count.Load()-base, want)
+			}
+		}
+	}()
+	return func() { close(done) }
+}
+
+func percentile(xs []float64, p float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	i := int(float64(len(s)-1) * p / 100)
+	return s[i]
+}
+
+// cpuSeconds is this process's user+system CPU time.
+func cpuSeconds() float64 {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+}
+
+// peakRSSMB reads the process's peak resident set (VmHWM).
+func peakRSSMB() float64 {
+	raw, err := os.ReadFile(filepath.Join("/proc", "self", "status"))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(raw), "\n") {
+		if strings.HasPrefix(line, "VmHWM:") {
+			kb, _ := strconv.ParseFloat(strings.Fields(line)[1], 64)
+			return kb / 1024
+		}
+	}
+	return 0
+}
