@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/streamhooks/streamhooks/activities"
+	"github.com/streamhooks/streamhooks/api"
 	"github.com/streamhooks/streamhooks/models"
 	"github.com/streamhooks/streamhooks/models/modelstest"
 )
@@ -153,4 +155,59 @@ func TestRoutingAndHealth(t *testing.T) {
 			t.Fatalf("API with the database closed: got %d %s, want a JSON 5xx", r.status, r.body)
 		}
 	})
+}
+
+// TestCreateTimeSSRF refuses address literals of blocked ranges when a
+// guard is configured, with a field error, and changes nothing.
+func TestCreateTimeSSRF(t *testing.T) {
+	s := modelstest.SQLite(t)
+	f := newFixture(t, s)
+	f.handler = api.New(api.Config{Store: s, Guard: activities.NewGuard(nil)})
+	id := f.create("https://example.com/keep")
+	tests := []struct {
+		url     string
+		blocked bool
+	}{
+		{"http://10.0.0.1/hook", true},
+		{"http://169.254.169.254/latest/meta-data/", true},
+		{"http://[::1]:8080/", true},
+		{"http://[::ffff:127.0.0.1]/", true},
+		{"http://0x7f000001/", true},
+		{"http://2130706433/", true},
+		{"http://127.1/", true},
+		{"http://localhost:9000/", true},
+		{"http://LOCALHOST./", true},
+		{"http://api.localhost/", true},
+		{"http://100.64.0.1/", true},
+		{"https://example.com/hook", false},
+		{"https://93.184.216.34/hook", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.url, func(t *testing.T) {
+			before := f.snapshot()
+			for _, r := range []response{
+				f.do("POST", "/api/v1/a/webhooks/", f.tokA, map[string]string{"url": tt.url, "secret_token": "s"}),
+				f.do("PATCH", "/api/v1/a/webhooks/"+id+"/", f.tokA, map[string]string{"url": tt.url}),
+			} {
+				if !tt.blocked {
+					if r.status != 201 && r.status != 200 {
+						t.Fatalf("got %d %s, want success", r.status, r.body)
+					}
+					continue
+				}
+				msgs, _ := r.json(t)["url"].([]any)
+				if r.status != 400 || len(msgs) != 1 || !strings.HasPrefix(msgs[0].(string), "Enter a URL of a public endpoint: ") {
+					t.Fatalf("got %d %s, want 400 with a url error", r.status, r.body)
+				}
+			}
+			if tt.blocked && f.snapshot() != before {
+				t.Fatal("a refused URL changed the database")
+			}
+		})
+	}
+	// The dev policy admits loopback.
+	f.handler = api.New(api.Config{Store: s, Guard: activities.NewGuard(activities.LoopbackCIDRs)})
+	if r := f.do("POST", "/api/v1/a/webhooks/", f.tokA, map[string]string{"url": "http://127.0.0.1:9000/", "secret_token": "s"}); r.status != 201 {
+		t.Fatalf("loopback with the dev policy: %d %s", r.status, r.body)
+	}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/streamhooks/streamhooks/activities"
 	"github.com/streamhooks/streamhooks/models"
 )
 
@@ -25,10 +26,14 @@ const DefaultMaxBodyBytes = 1 << 20
 // Workflows, events and redeliveries answer 503; without Attempter, pings
 // do; without Registry there is no /metrics.
 type Config struct {
-	Store        *models.Store
-	Workflows    Workflows
-	Attempter    Attempter
-	Registry     *prometheus.Registry
+	Store     *models.Store
+	Workflows Workflows
+	Attempter Attempter
+	Registry  *prometheus.Registry
+	// Guard, when set, refuses webhook URLs whose host is a blocked
+	// address literal at create and update time (the dial-time check,
+	// after DNS, stays the authority).
+	Guard        *activities.Guard
 	Logger       *slog.Logger
 	MaxBodyBytes int64
 }
@@ -38,6 +43,7 @@ type Server struct {
 	store     *models.Store
 	workflows Workflows
 	attempter Attempter
+	guard     *activities.Guard
 	log       *slog.Logger
 	maxBody   int64
 	engine    *gin.Engine
@@ -46,7 +52,7 @@ type Server struct {
 // New builds the server and its routes.
 func New(cfg Config) *Server {
 	gin.SetMode(gin.ReleaseMode)
-	s := &Server{store: cfg.Store, workflows: cfg.Workflows, attempter: cfg.Attempter, log: orDiscard(cfg.Logger), maxBody: cfg.MaxBodyBytes}
+	s := &Server{store: cfg.Store, workflows: cfg.Workflows, attempter: cfg.Attempter, guard: cfg.Guard, log: orDiscard(cfg.Logger), maxBody: cfg.MaxBodyBytes}
 	if s.maxBody <= 0 {
 		s.maxBody = DefaultMaxBodyBytes
 	}

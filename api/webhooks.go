@@ -1,11 +1,16 @@
 package api
 
 import (
+	"errors"
 	"net/http"
+	"net/netip"
+	"net/url"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/streamhooks/streamhooks/activities"
 	"github.com/streamhooks/streamhooks/models"
 )
 
@@ -42,6 +47,8 @@ func (s *Server) webhookInput(c *gin.Context, partial bool) (models.WebhookUpdat
 	if u, ok := stringField(obj, "url", !partial, errs); ok && errs["url"] == nil {
 		if maxLength(u, "url", maxURLLength, errs) && !validWebhookURL(u) {
 			errs.add("url", msgInvalidURL)
+		} else if msg := s.blockedTarget(u); msg != "" {
+			errs.add("url", msg)
 		}
 		upd.URL = &u
 	}
@@ -53,6 +60,32 @@ func (s *Server) webhookInput(c *gin.Context, partial bool) (models.WebhookUpdat
 		upd.IsActive = &active
 	}
 	return upd, errs.err()
+}
+
+// blockedTarget explains why a valid URL's host may not be a target, or
+// returns "". Only address literals and localhost names are judged here:
+// names are resolved, and checked, at every attempt.
+func (s *Server) blockedTarget(raw string) string {
+	if s.guard == nil {
+		return ""
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return ""
+	}
+	host := strings.ToLower(strings.TrimSuffix(u.Hostname(), "."))
+	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
+		host = "127.0.0.1"
+	}
+	err = s.guard.CheckHost(host)
+	if ip, perr := netip.ParseAddr(host); err == nil && perr == nil {
+		err = s.guard.Check(ip)
+	}
+	var b *activities.BlockedError
+	if errors.As(err, &b) {
+		return "Enter a URL of a public endpoint: " + b.Error() + "."
+	}
+	return ""
 }
 
 func (s *Server) createWebhook(c *gin.Context) {

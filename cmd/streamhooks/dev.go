@@ -106,7 +106,7 @@ func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		API: "http://" + apiLn.Addr().String(), UI: "http://" + *uiAddr, Temporal: *temporalAddr,
 		DataDir: cfg.DataDir, DB: dbKind(&cfg), Creds: creds, Allowed: d.Allowed, Startup: time.Since(started),
 	})
-	h := api.New(api.Config{Store: store, Workflows: starter, Attempter: acts, Registry: reg, Logger: log})
+	h := api.New(api.Config{Store: store, Workflows: starter, Attempter: acts, Registry: reg, Logger: log, Guard: activities.NewGuard(d.Allowed)})
 	apiErr := serveHTTP(ctx, apiLn, h, log)
 	stopWorker()
 	if err := <-workerDone; err != nil && apiErr == nil {

@@ -13,6 +13,7 @@ import (
 
 	"go.temporal.io/sdk/client"
 
+	"github.com/streamhooks/streamhooks/activities"
 	"github.com/streamhooks/streamhooks/api"
 )
 
@@ -103,7 +104,7 @@ func cmdAPI(ctx context.Context, args []string, stderr io.Writer) error {
 	reg := newRegistry()
 	h := api.New(api.Config{
 		Store: store, Workflows: newStarter(ctx, c, &cfg, log),
-		Attempter: newActivities(store, d, reg, log), Registry: reg, Logger: log,
+		Attempter: newActivities(store, d, reg, log), Registry: reg, Logger: log, Guard: activities.NewGuard(d.Allowed),
 	})
 	return serveHTTP(ctx, ln, h, log)
 }
