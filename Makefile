@@ -10,7 +10,9 @@ RACE_PKGS := ./models/... ./api/... ./activities/... ./workflows/...
 E2E_PKGS  := ./worker/... ./cmd/...
 GOTESTSUM := $(GO) tool gotestsum --format pkgname-and-test-fails --format-hide-empty-pkg
 
-.PHONY: all build dev test test-race test-e2e lint fmt clean
+FUZZTIME  ?= 5s
+
+.PHONY: all build dev test fuzz bench lint fmt clean
 
 all: lint test
 
@@ -21,10 +23,22 @@ build:
 dev:
 	$(GO) run -ldflags "$(LDFLAGS)" ./cmd/streamhooks dev
 
-## test: every test, against real PostgreSQL and SQLite.
+## test: every test, against real PostgreSQL and SQLite, with brief fuzzing.
 test:
 	$(GOTESTSUM) -- -count=1 -race $(RACE_PKGS)
+	$(MAKE) --no-print-directory fuzz
 	$(GOTESTSUM) -- -count=1 -timeout 20m $(E2E_PKGS)
+
+## fuzz: each fuzz target for FUZZTIME (make fuzz FUZZTIME=5m for a soak).
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzWebhookURL$$' -fuzztime $(FUZZTIME) ./api
+	$(GO) test -run '^$$' -fuzz '^FuzzAssetFields$$' -fuzztime $(FUZZTIME) ./api
+	$(GO) test -run '^$$' -fuzz '^FuzzCheckHost$$' -fuzztime $(FUZZTIME) ./activities
+
+## bench: the throughput benchmark (docs/benchmarks.md) and the Go benchmarks.
+bench: build
+	bin/streamhooks bench
+	$(GO) test -run '^$$' -bench . ./activities/
 
 ## lint: formatting, vet, staticcheck and Temporal's workflowcheck.
 lint:

@@ -1,0 +1,59 @@
+package api
+
+import (
+	"encoding/json"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/streamhooks/streamhooks/activities"
+)
+
+// FuzzWebhookURL: validation never panics, and whatever it accepts is an
+// absolute http(s) URL with a host that the create-time guard can judge.
+func FuzzWebhookURL(f *testing.F) {
+	for _, seed := range []string{
+		"https://example.com/hook", "http://127.0.0.1:8080/", "http://[::1]/", "ftp://x", "javascript:alert(1)",
+		"http://0x7f000001/", "http://user:pass@host:99999/", "http://[fe80::1%25eth0]/", "http://例え.jp/", "//x", "http://",
+	} {
+		f.Add(seed)
+	}
+	s := &Server{guard: activities.NewGuard(nil)}
+	f.Fuzz(func(t *testing.T, raw string) {
+		if !validWebhookURL(raw) {
+			return
+		}
+		u, err := url.Parse(raw)
+		if err != nil || u.Hostname() == "" {
+			t.Fatalf("accepted %q: parse %v, host %q", raw, err, u.Hostname())
+		}
+		if scheme := strings.ToLower(u.Scheme); scheme != "http" && scheme != "https" {
+			t.Fatalf("accepted %q with scheme %q", raw, u.Scheme)
+		}
+		_ = s.blockedTarget(raw)
+	})
+}
+
+// FuzzAssetFields: the event body parser never panics and only accepts
+// JSON objects with a non-empty string id.
+func FuzzAssetFields(f *testing.F) {
+	for _, seed := range []string{
+		`{"id": "v1", "video": {"status": "Completed"}}`, `{"id": 5}`, `[]`, `{"id": "x", "live_stream": {"status": 3}}`,
+		`{"id": "\u0000"}`, `{"id": "a", "video": null}`, `{`, `"str"`,
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, payload []byte) {
+		if len(payload) == 0 {
+			return
+		}
+		id, _, err := assetFields(payload)
+		if err != nil {
+			return
+		}
+		var obj map[string]any
+		if json.Unmarshal(payload, &obj) != nil || strings.TrimSpace(id) == "" || obj["id"] != id {
+			t.Fatalf("accepted %q with id %q", payload, id)
+		}
+	})
+}
