@@ -5,6 +5,7 @@ package models
 
 import (
 	"context"
+	"crypto/cipher"
 	"fmt"
 	"net/url"
 	"path/filepath"
@@ -28,7 +29,8 @@ const (
 // Store reads and writes every table of streamhooks. It is safe for
 // concurrent use.
 type Store struct {
-	db *gorm.DB
+	db   *gorm.DB
+	aead cipher.AEAD // encrypts webhook secrets at rest when set
 }
 
 // Open connects to the database named by dsn: a postgres:// or postgresql://

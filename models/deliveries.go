@@ -163,6 +163,9 @@ func (s *Store) LoadDeliveryTarget(ctx context.Context, deliveryID string) (*Del
 	if err := db.Unscoped().Where("id = ?", t.Delivery.WebhookID).Take(&t.Webhook).Error; err != nil {
 		return nil, fmt.Errorf("load webhook of delivery %s: %w", deliveryID, translate(err, "Webhook"))
 	}
+	if err := s.openSecret(&t.Webhook); err != nil {
+		return nil, err
+	}
 	var ev AssetEvent
 	if err := db.Select("payload", "received_at").Where("id = ?", t.Delivery.EventID).Take(&ev).Error; err != nil {
 		return nil, fmt.Errorf("load event of delivery %s: %w", deliveryID, translate(err, "Event"))

@@ -320,3 +320,42 @@ func TestAutoDisable(t *testing.T) {
 		}
 	})
 }
+
+func TestSecretsEncryptedAtRest(t *testing.T) {
+	modelstest.Each(t, func(t *testing.T, s *models.Store) {
+		ctx := context.Background()
+		modelstest.Org(t, s, "a")
+		const secret = "very-secret-value"
+		w, err := s.CreateWebhook(ctx, "a", models.WebhookUpdate{URL: ptr("https://x.example"), SecretToken: ptr(secret)})
+		if err != nil || w.SecretToken != secret {
+			t.Fatalf("create: %+v %v", w, err)
+		}
+		stored, err := s.StoredSecret(ctx, w.ID)
+		if err != nil || !strings.HasPrefix(stored, "enc:v1:") || strings.Contains(stored, secret) {
+			t.Fatalf("stored secret %q (%v): want an enc:v1: ciphertext", stored, err)
+		}
+		if got, _ := s.GetWebhook(ctx, "a", w.ID); got.SecretToken != secret {
+			t.Fatalf("read back %q, want the clear secret", got.SecretToken)
+		}
+		if _, err := s.UpdateWebhook(ctx, "a", w.ID, models.WebhookUpdate{SecretToken: ptr("rotated")}); err != nil {
+			t.Fatal(err)
+		}
+		if again, _ := s.StoredSecret(ctx, w.ID); again == stored || strings.Contains(again, "rotated") {
+			t.Fatalf("updated secret stored as %q", again)
+		}
+		if err := s.SetSecretKey([]byte("another-key-of-exactly-32-bytes!")); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.GetWebhook(ctx, "a", w.ID); err == nil {
+			t.Fatal("a wrong key decrypted the secret")
+		}
+	})
+	if _, err := models.ParseSecretKey(models.NewSecretKey()); err != nil {
+		t.Fatalf("a new key does not parse: %v", err)
+	}
+	for _, bad := range []string{"", "short", "c2hvcnQ="} {
+		if _, err := models.ParseSecretKey(bad); err == nil {
+			t.Errorf("ParseSecretKey(%q) accepted", bad)
+		}
+	}
+}

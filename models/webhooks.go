@@ -53,13 +53,15 @@ func (s *Store) CreateWebhook(ctx context.Context, orgID string, in WebhookUpdat
 	if in.URL == nil || in.SecretToken == nil {
 		return nil, Errorf(EINVALID, "A webhook needs a url and a secret_token.")
 	}
-	w := &Webhook{ID: uuid.NewString(), OrganizationID: orgID, URL: *in.URL, SecretToken: *in.SecretToken, IsActive: true}
+	id := uuid.NewString()
+	w := &Webhook{ID: id, OrganizationID: orgID, URL: *in.URL, SecretToken: s.sealSecret(id, *in.SecretToken), IsActive: true}
 	if in.IsActive != nil && !*in.IsActive {
 		w.IsActive, w.DeactivatedReason = false, "Deactivated through the API."
 	}
 	if err := s.db.WithContext(ctx).Create(w).Error; err != nil {
 		return nil, fmt.Errorf("create webhook: %w", translate(err, "Webhook"))
 	}
+	w.SecretToken = *in.SecretToken
 	return w, nil
 }
 
@@ -77,6 +79,9 @@ func (s *Store) getWebhook(db *gorm.DB, orgID, id string) (*Webhook, error) {
 	if err := db.Where("id = ? AND organization_id = ?", id, orgID).Take(&w).Error; err != nil {
 		return nil, fmt.Errorf("get webhook %s: %w", id, translate(err, "Webhook"))
 	}
+	if err := s.openSecret(&w); err != nil {
+		return nil, err
+	}
 	return &w, nil
 }
 
@@ -91,6 +96,11 @@ func (s *Store) ListWebhooks(ctx context.Context, orgID string, page Page) ([]We
 	var out []Webhook
 	if err := db.Order("created_at, id").Limit(page.Limit).Offset(page.Offset).Find(&out).Error; err != nil {
 		return nil, 0, fmt.Errorf("list webhooks: %w", translate(err, "Webhook"))
+	}
+	for i := range out {
+		if err := s.openSecret(&out[i]); err != nil {
+			return nil, 0, err
+		}
 	}
 	return out, total, nil
 }
@@ -109,7 +119,7 @@ func (s *Store) UpdateWebhook(ctx context.Context, orgID, id string, upd Webhook
 			changes["url"] = *upd.URL
 		}
 		if upd.SecretToken != nil {
-			changes["secret_token"] = *upd.SecretToken
+			changes["secret_token"] = s.sealSecret(w.ID, *upd.SecretToken)
 		}
 		if upd.IsActive != nil && *upd.IsActive != w.IsActive {
 			changes["is_active"] = *upd.IsActive

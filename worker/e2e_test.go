@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
+	"database/sql"
 	"encoding/base64"
 	"encoding/json"
 	"flag"
@@ -21,6 +22,7 @@ import (
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/getkin/kin-openapi/routers"
 	"github.com/getkin/kin-openapi/routers/gorillamux"
+	_ "github.com/jackc/pgx/v5/stdlib" // "pgx" driver for the raw-row greps
 	"github.com/prometheus/client_golang/prometheus"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
@@ -85,11 +87,50 @@ type stack struct {
 	token  string
 	svc    string
 	spec   routers.Router
+	dbURL  string
+}
+
+// rawRows returns every row of the streamhooks tables as PostgreSQL text,
+// for greps that must not find a secret.
+func (s *stack) rawRows() []string {
+	s.t.Helper()
+	db, err := sql.Open("pgx", s.dbURL)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer db.Close()
+	var out []string
+	for _, table := range []string{"organizations", "api_tokens", "webhooks", "asset_events", "deliveries", "delivery_attempts"} {
+		rows, err := db.Query("SELECT t::text FROM " + table + " AS t")
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		for rows.Next() {
+			var line string
+			if err := rows.Scan(&line); err != nil {
+				s.t.Fatal(err)
+			}
+			out = append(out, table+": "+line)
+		}
+		rows.Close()
+	}
+	return out
 }
 
 func newStack(t *testing.T) *stack {
 	t.Helper()
-	store := modelstest.Postgres(t)
+	dbURL := modelstest.NewPostgresDatabase(t)
+	store, err := models.Open(context.Background(), dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = store.Close() })
+	if err := store.SetSecretKey(modelstest.TestSecretKey); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.Migrate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	ts := temporaltest.NewServer(temporaltest.WithT(t))
 	c := ts.GetDefaultClient()
 	reg := prometheus.NewRegistry()
@@ -109,7 +150,7 @@ func newStack(t *testing.T) *stack {
 	srv := httptest.NewServer(api.New(api.Config{Store: store, Workflows: starter, Attempter: acts, Registry: reg}))
 	t.Cleanup(srv.Close)
 	return &stack{t: t, store: store, client: c, api: srv, token: modelstest.Org(t, store, "demo"), svc: modelstest.ServiceToken(t, store),
-		spec: loadSpec(t)}
+		spec: loadSpec(t), dbURL: dbURL}
 }
 
 // call sends a request, validates the response against the OpenAPI
@@ -263,6 +304,20 @@ func TestEndToEnd(t *testing.T) {
 		for _, r := range []*receiver{healthy, flaky, gone} {
 			if strings.Contains(history, r.secret) {
 				t.Fatalf("workflow history contains the secret %q", r.secret)
+			}
+		}
+		rows := s.rawRows()
+		if len(rows) < 10 {
+			t.Fatalf("only %d rows dumped", len(rows))
+		}
+		for _, row := range rows {
+			for _, r := range []*receiver{healthy, flaky, gone} {
+				if strings.Contains(row, r.secret) {
+					t.Fatalf("the secret %q is stored in clear: %s", r.secret, row)
+				}
+			}
+			if strings.Contains(row, s.token) || strings.Contains(row, s.svc) {
+				t.Fatalf("an API token is stored in clear: %s", row)
 			}
 		}
 		if *update {

@@ -125,6 +125,10 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer store.Close()
+	cfg.SecretKey = models.NewSecretKey()
+	if err := cfg.useSecretKey(store, ""); err != nil {
+		return err
+	}
 
 	addrs := make([]string, 4)
 	for i := range addrs {

@@ -30,6 +30,7 @@ const (
 	envDisableAfter      = "STREAMHOOKS_DISABLE_AFTER"
 	envMetricsAddr       = "STREAMHOOKS_METRICS_ADDR"
 	envTaskQueue         = "STREAMHOOKS_TASK_QUEUE"
+	envSecretKey         = "STREAMHOOKS_SECRET_KEY"
 )
 
 // defaultDataDir is where the dev mode keeps its databases.
@@ -51,6 +52,7 @@ type config struct {
 	DisableAfter      string
 	MetricsAddr       string
 	TaskQueue         string
+	SecretKey         string
 }
 
 // deliveryConfig is the validated delivery settings of a worker.
@@ -103,6 +105,7 @@ func loadConfig() config {
 		DisableAfter:      os.Getenv(envDisableAfter),
 		MetricsAddr:       os.Getenv(envMetricsAddr),
 		TaskQueue:         envOr(envTaskQueue, workflows.TaskQueue),
+		SecretKey:         os.Getenv(envSecretKey),
 	}
 }
 
@@ -131,4 +134,33 @@ func (c *config) databaseURL() (string, error) {
 		return "", fmt.Errorf("data dir %s is not usable: %w", c.DataDir, err)
 	}
 	return models.SQLiteURL(filepath.Join(c.DataDir, "streamhooks.db")), nil
+}
+
+// useSecretKey makes the store encrypt webhook secrets with
+// STREAMHOOKS_SECRET_KEY. Production roles require it; the dev mode
+// (keyFile != "") falls back to a key it generates once in its data dir.
+func (c *config) useSecretKey(store *models.Store, keyFile string) error {
+	raw := c.SecretKey
+	if raw == "" && keyFile != "" {
+		b, err := os.ReadFile(keyFile)
+		switch {
+		case err == nil:
+			raw = string(b)
+		case os.IsNotExist(err):
+			raw = models.NewSecretKey()
+			if err := os.WriteFile(keyFile, []byte(raw+"\n"), 0o600); err != nil {
+				return fmt.Errorf("save the dev secret key: %w", err)
+			}
+		default:
+			return fmt.Errorf("read the dev secret key: %w", err)
+		}
+	}
+	if raw == "" {
+		return fmt.Errorf("%w: %s is required: a base64 32-byte key that encrypts webhook secrets at rest (e.g. openssl rand -base64 32)", errUsage, envSecretKey)
+	}
+	key, err := models.ParseSecretKey(raw)
+	if err != nil {
+		return fmt.Errorf("%w: %s: %v", errUsage, envSecretKey, err)
+	}
+	return store.SetSecretKey(key)
 }

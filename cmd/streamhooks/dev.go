@@ -73,6 +73,9 @@ func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return fmt.Errorf("app database in %s is unusable (corrupt? delete it to start afresh): %w", cfg.DataDir, err)
 	}
 	defer store.Close()
+	if err := cfg.useSecretKey(store, filepath.Join(cfg.DataDir, "secret.key")); err != nil {
+		return err
+	}
 	creds, err := seedDev(ctx, store, cfg.DataDir)
 	if err != nil {
 		return err

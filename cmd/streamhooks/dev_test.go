@@ -19,6 +19,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/streamhooks/streamhooks/models/modelstest"
 )
 
 // binary is the streamhooks binary built once for the process tests.
@@ -342,6 +344,29 @@ func TestBenchRuns(t *testing.T) {
 		want := int64(r.Events * r.Hooks)
 		if r.Received != want || r.SucceededRows != want {
 			t.Fatalf("%s: received %d, succeeded rows %d, want %d", r.Scenario, r.Received, r.SucceededRows, want)
+		}
+	}
+}
+
+// TestProductionRolesNeedSecretKey: api and worker refuse to start without
+// STREAMHOOKS_SECRET_KEY (or with a bad one), with one clear line.
+func TestProductionRolesNeedSecretKey(t *testing.T) {
+	url := modelstest.NewPostgresDatabase(t)
+	mig := exec.Command(binary, "migrate")
+	mig.Env = append(os.Environ(), "DATABASE_URL="+url)
+	if out, err := mig.CombinedOutput(); err != nil {
+		t.Fatalf("migrate: %v %s", err, out)
+	}
+	for _, role := range []string{"api", "worker"} {
+		for key, want := range map[string]string{"": "STREAMHOOKS_SECRET_KEY is required", "dG9vLXNob3J0": "STREAMHOOKS_SECRET_KEY: secret key is 9 bytes"} {
+			cmd := exec.Command(binary, role)
+			cmd.Env = append(os.Environ(), "DATABASE_URL="+url, "STREAMHOOKS_SECRET_KEY="+key, "STREAMHOOKS_API_ADDR=127.0.0.1:0")
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			err := cmd.Run()
+			if e, ok := err.(*exec.ExitError); !ok || e.ExitCode() != 2 || !strings.Contains(stderr.String(), want) {
+				t.Errorf("%s with key %q: %v %q, want exit 2 and %q", role, key, err, stderr.String(), want)
+			}
 		}
 	}
 }

@@ -85,6 +85,9 @@ func cmdAPI(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	defer store.Close()
+	if err := cfg.useSecretKey(store, ""); err != nil {
+		return err
+	}
 	ln, err := listen("API", cfg.APIAddr)
 	if err != nil {
 		return err

@@ -112,6 +112,9 @@ func cmdWorker(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	defer store.Close()
+	if err := cfg.useSecretKey(store, ""); err != nil {
+		return err
+	}
 	c, err := dialTemporal(ctx, &cfg, log)
 	if err != nil {
 		return err

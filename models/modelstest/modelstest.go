@@ -93,11 +93,18 @@ func open(t testing.TB, dsn string) *models.Store {
 		t.Fatalf("open store: %v", err)
 	}
 	t.Cleanup(func() { _ = s.Close() })
+	// Every test runs with secrets encrypted at rest, as production does.
+	if err := s.SetSecretKey(TestSecretKey); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := s.Migrate(ctx); err != nil {
 		t.Fatalf("migrate: %v", err)
 	}
 	return s
 }
+
+// TestSecretKey is the webhook-secret key of test stores.
+var TestSecretKey = []byte("streamhooks-test-key-32-bytes!!!")
 
 // Each runs f once against PostgreSQL and once against SQLite, as subtests
 // named after the dialect.
