@@ -76,28 +76,23 @@ func assetFields(payload []byte) (id, status string, err error) {
 	if payload[0] != '{' {
 		return "", "", errString("Expected a JSON object.")
 	}
-	var asset struct {
-		ID         json.RawMessage `json:"id"`
-		Video      json.RawMessage `json:"video"`
-		LiveStream json.RawMessage `json:"live_stream"`
-	}
+	// A map, not a struct: encoding/json matches struct fields
+	// case-insensitively, and "ID" is not "id".
+	var asset map[string]json.RawMessage
 	if err := json.Unmarshal(payload, &asset); err != nil {
 		return "", "", errString("Expected a JSON object.")
 	}
-	if json.Unmarshal(asset.ID, &id) != nil || strings.TrimSpace(id) == "" {
+	if json.Unmarshal(asset["id"], &id) != nil || strings.TrimSpace(id) == "" {
 		return "", "", errString(`The asset needs a non-empty string "id".`)
 	}
 	if len(id) > maxIDLength || hasControl(id) {
 		return "", "", errString(`The asset "id" must be at most 200 printable characters.`)
 	}
-	for _, sub := range []json.RawMessage{asset.Video, asset.LiveStream} {
-		var st struct {
-			Status any `json:"status"`
-		}
-		if json.Unmarshal(sub, &st) == nil {
-			if s, ok := st.Status.(string); ok && s != "" && !hasControl(s) {
-				return id, truncate(s, maxIDLength), nil
-			}
+	for _, key := range []string{"video", "live_stream"} {
+		var sub map[string]json.RawMessage
+		var st string
+		if json.Unmarshal(asset[key], &sub) == nil && json.Unmarshal(sub["status"], &st) == nil && st != "" && !hasControl(st) {
+			return id, truncate(st, maxIDLength), nil
 		}
 	}
 	return id, "", nil

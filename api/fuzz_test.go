@@ -39,7 +39,7 @@ func FuzzWebhookURL(f *testing.F) {
 func FuzzAssetFields(f *testing.F) {
 	for _, seed := range []string{
 		`{"id": "v1", "video": {"status": "Completed"}}`, `{"id": 5}`, `[]`, `{"id": "x", "live_stream": {"status": 3}}`,
-		`{"id": "\u0000"}`, `{"id": "a", "video": null}`, `{`, `"str"`,
+		`{"id": "\u0000"}`, `{"id": "a", "video": null}`, `{`, `"str"`, `{"ID": "upper"}`, `{"id": "a", "Video": {"status": "x"}}`,
 	} {
 		f.Add([]byte(seed))
 	}
@@ -56,4 +56,28 @@ func FuzzAssetFields(f *testing.F) {
 			t.Fatalf("accepted %q with id %q", payload, id)
 		}
 	})
+}
+
+func TestAssetFields(t *testing.T) {
+	tests := []struct {
+		payload, wantID, wantStatus string
+		wantErr                     bool
+	}{
+		{`{"id": "v1", "video": {"status": "Completed"}}`, "v1", "Completed", false},
+		{`{"id": "l1", "live_stream": {"status": "Streaming"}}`, "l1", "Streaming", false},
+		{`{"id": "b", "video": {"status": ""}, "live_stream": {"status": "Not Started"}}`, "b", "Not Started", false},
+		{`{"id": "n", "video": {"status": 3}}`, "n", "", false},
+		{`{"ID": "upper"}`, "", "", true},
+		{`{"id": "a", "Video": {"status": "x"}}`, "a", "", false},
+		{`{"id": ""}`, "", "", true},
+		{`{"id": "  "}`, "", "", true},
+		{`{"id": 5}`, "", "", true},
+		{`[1]`, "", "", true},
+	}
+	for _, tt := range tests {
+		id, status, err := assetFields([]byte(tt.payload))
+		if (err != nil) != tt.wantErr || id != tt.wantID || status != tt.wantStatus {
+			t.Errorf("assetFields(%s) = %q, %q, %v; want %q, %q, error %v", tt.payload, id, status, err, tt.wantID, tt.wantStatus, tt.wantErr)
+		}
+	}
 }
