@@ -73,21 +73,11 @@ func cmdAPI(ctx context.Context, args []string, stderr io.Writer) error {
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
-	if cfg.DatabaseURL == "" {
-		return fmt.Errorf("%w: DATABASE_URL is required for the api role (postgres://...)", errUsage)
-	}
-	log, err := newLogger(stderr, cfg.LogLevel)
-	if err != nil {
-		return err
-	}
-	store, err := openStore(ctx, &cfg, false)
+	store, d, log, err := cfg.productionRole(ctx, "api", stderr)
 	if err != nil {
 		return err
 	}
 	defer store.Close()
-	if err := cfg.useSecretKey(store, ""); err != nil {
-		return err
-	}
 	ln, err := listen("API", cfg.APIAddr)
 	if err != nil {
 		return err
@@ -100,10 +90,6 @@ func cmdAPI(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	defer c.Close()
 	log.Info("api listening", "addr", ln.Addr().String(), "version", version, "temporal", cfg.TemporalAddress)
-	d, err := cfg.delivery()
-	if err != nil {
-		return err
-	}
 	reg := newRegistry()
 	h := api.New(api.Config{
 		Store: store, Workflows: newStarter(ctx, c, &cfg, log),

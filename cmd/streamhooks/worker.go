@@ -96,25 +96,11 @@ func cmdWorker(ctx context.Context, args []string, stderr io.Writer) error {
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
-	if cfg.DatabaseURL == "" {
-		return fmt.Errorf("%w: DATABASE_URL is required for the worker role (postgres://...)", errUsage)
-	}
-	d, err := cfg.delivery()
-	if err != nil {
-		return err
-	}
-	log, err := newLogger(stderr, cfg.LogLevel)
-	if err != nil {
-		return err
-	}
-	store, err := openStore(ctx, &cfg, false)
+	store, d, log, err := cfg.productionRole(ctx, "worker", stderr)
 	if err != nil {
 		return err
 	}
 	defer store.Close()
-	if err := cfg.useSecretKey(store, ""); err != nil {
-		return err
-	}
 	c, err := dialTemporal(ctx, &cfg, log)
 	if err != nil {
 		return err
@@ -130,4 +116,30 @@ func cmdWorker(ctx context.Context, args []string, stderr io.Writer) error {
 		go func() { _ = serveHTTP(ctx, ln, promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), log) }()
 	}
 	return runWorker(ctx, c, acts, newStarter(ctx, c, &cfg, log), store, d, log)
+}
+
+// productionRole validates what the api and worker roles share and opens
+// their store: DATABASE_URL, the delivery settings, the logger, an
+// up-to-date schema and the secret key. The caller closes the store.
+func (c *config) productionRole(ctx context.Context, role string, stderr io.Writer) (*models.Store, deliveryConfig, *slog.Logger, error) {
+	if c.DatabaseURL == "" {
+		return nil, deliveryConfig{}, nil, fmt.Errorf("%w: DATABASE_URL is required for the %s role (postgres://...)", errUsage, role)
+	}
+	d, err := c.delivery()
+	if err != nil {
+		return nil, d, nil, err
+	}
+	log, err := newLogger(stderr, c.LogLevel)
+	if err != nil {
+		return nil, d, nil, err
+	}
+	store, err := openStore(ctx, c, false)
+	if err != nil {
+		return nil, d, nil, err
+	}
+	if err := c.useSecretKey(store, ""); err != nil {
+		_ = store.Close()
+		return nil, d, nil, err
+	}
+	return store, d, log, nil
 }
