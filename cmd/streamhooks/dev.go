@@ -5,11 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/netip"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/streamhooks/streamhooks/activities"
@@ -50,7 +48,10 @@ func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	// Local receivers must work; private and metadata ranges stay blocked.
 	d.Allowed = append(append([]netip.Prefix{}, activities.LoopbackCIDRs...), d.Allowed...)
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: levelOf(cfg.LogLevel)}))
+	log, err := newLogger(stderr, cfg.LogLevel, true)
+	if err != nil {
+		return err
+	}
 
 	if err := checkDataDir(cfg.DataDir); err != nil {
 		return err
@@ -117,14 +118,6 @@ func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	fmt.Fprintln(stderr, "streamhooks dev stopped")
 	return apiErr
-}
-
-func levelOf(s string) slog.Level {
-	var lv slog.Level
-	if lv.UnmarshalText([]byte(strings.ToLower(s))) != nil {
-		return slog.LevelInfo
-	}
-	return lv
 }
 
 // checkDataDir creates the data dir and proves it writable, so an unusable

@@ -256,14 +256,17 @@ func TestDevStartupErrors(t *testing.T) {
 		dataDir string
 		api     string
 		want    string
+		env     string
 	}{
-		{"API port in use", t.TempDir(), busy.Addr().String(), "API cannot listen on " + busy.Addr().String()},
-		{"data dir not creatable", filepath.Join(file, "sub"), freeAddr(t), "data dir " + filepath.Join(file, "sub") + " cannot be created"},
-		{"corrupt database", corrupt, freeAddr(t), "app database in " + corrupt + " is unusable"},
+		{"API port in use", t.TempDir(), busy.Addr().String(), "API cannot listen on " + busy.Addr().String(), ""},
+		{"data dir not creatable", filepath.Join(file, "sub"), freeAddr(t), "data dir " + filepath.Join(file, "sub") + " cannot be created", ""},
+		{"corrupt database", corrupt, freeAddr(t), "app database in " + corrupt + " is unusable", ""},
+		{"bad log level", t.TempDir(), freeAddr(t), `log level "loud"`, "STREAMHOOKS_LOG_LEVEL=loud"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			cmd := exec.Command(binary, "dev", "--data-dir", tt.dataDir, "--api-addr", tt.api, "--temporal-addr", freeAddr(t), "--ui-addr", freeAddr(t))
+			cmd.Env = append(os.Environ(), tt.env)
 			var stderr bytes.Buffer
 			cmd.Stderr = &stderr
 			err := cmd.Run()

@@ -20,13 +20,18 @@ import (
 // shutdownTimeout bounds how long in-flight requests may finish on stop.
 const shutdownTimeout = 10 * time.Second
 
-// newLogger returns the process logger: JSON lines on stderr.
-func newLogger(w io.Writer, level string) (*slog.Logger, error) {
+// newLogger returns the process logger: JSON lines for the production
+// roles, readable text lines for a person (dev).
+func newLogger(w io.Writer, level string, text bool) (*slog.Logger, error) {
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(strings.ToLower(level))); err != nil {
 		return nil, fmt.Errorf("%w: log level %q: want debug, info, warn or error", errUsage, level)
 	}
-	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: lv})), nil
+	opts := &slog.HandlerOptions{Level: lv}
+	if text {
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	}
+	return slog.New(slog.NewJSONHandler(w, opts)), nil
 }
 
 // listen binds addr now, so a port in use is a clear error at start rather

@@ -129,7 +129,7 @@ func (c *config) productionRole(ctx context.Context, role string, stderr io.Writ
 	if err != nil {
 		return nil, d, nil, err
 	}
-	log, err := newLogger(stderr, c.LogLevel)
+	log, err := newLogger(stderr, c.LogLevel, false)
 	if err != nil {
 		return nil, d, nil, err
 	}
