@@ -73,13 +73,17 @@ func (a *Activities) PrepareDeliveries(ctx context.Context, in PrepareInput) (Pr
 	if err != nil {
 		return PrepareResult{}, activityError(err)
 	}
+	ids := make([]string, len(ds))
+	for i, d := range ds {
+		ids[i] = d.WebhookID
+	}
+	urls, err := a.store.WebhookURLs(ctx, ids)
+	if err != nil {
+		return PrepareResult{}, activityError(err)
+	}
 	out := PrepareResult{Schedule: a.schedule, AttemptTimeout: a.attemptTimeout, Deliveries: make([]DeliveryRef, len(ds))}
 	for i, d := range ds {
-		host := ""
-		if t, err := a.store.LoadDeliveryTarget(ctx, d.ID); err == nil {
-			host = hostOf(t.Webhook.URL)
-		}
-		out.Deliveries[i] = DeliveryRef{ID: d.ID, WebhookID: d.WebhookID, Host: host}
+		out.Deliveries[i] = DeliveryRef{ID: d.ID, WebhookID: d.WebhookID, Host: hostOf(urls[d.WebhookID])}
 	}
 	return out, nil
 }

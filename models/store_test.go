@@ -195,6 +195,10 @@ func TestEventsAndDeliveries(t *testing.T) {
 		if err != nil || !bytes.Equal(target.Payload, payload) || target.Webhook.SecretToken != "k" {
 			t.Fatalf("load target: got %+v, %v", target, err)
 		}
+		urls, err := s.WebhookURLs(ctx, []string{hooks[0].ID, hooks[1].ID, "missing"})
+		if err != nil || len(urls) != 2 || urls[hooks[0].ID] != "https://one.example" || urls[hooks[1].ID] != "https://two.example" {
+			t.Fatalf("webhook urls: got %v, %v", urls, err)
+		}
 
 		next := time.Now().Add(time.Minute)
 		attempt := &models.DeliveryAttempt{DeliveryID: ds[0].ID, AttemptNumber: 1, RequestURL: "https://one.example", RequestHeaders: "{}",

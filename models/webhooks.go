@@ -174,3 +174,18 @@ func cancelPendingDeliveries(tx *gorm.DB, webhookID string) error {
 	return tx.Table("deliveries").Where("webhook_id = ? AND state = ?", webhookID, DeliveryPending).
 		Updates(map[string]any{"state": DeliveryCancelled, "next_attempt_at": nil, "updated_at": now()}).Error
 }
+
+// WebhookURLs returns the URLs of the given webhooks (deleted ones too) by
+// id, in one query and without touching their secrets: what a workflow
+// needs for its summaries.
+func (s *Store) WebhookURLs(ctx context.Context, ids []string) (map[string]string, error) {
+	var rows []Webhook
+	if err := s.db.WithContext(ctx).Unscoped().Select("id", "url").Where("id IN ?", ids).Find(&rows).Error; err != nil {
+		return nil, fmt.Errorf("load webhook urls: %w", translate(err, "Webhook"))
+	}
+	out := make(map[string]string, len(rows))
+	for _, w := range rows {
+		out[w.ID] = w.URL
+	}
+	return out, nil
+}
