@@ -5,6 +5,7 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strings"
 
@@ -89,7 +90,10 @@ func isUniqueViolation(err error) bool {
 // isUnavailable reports whether err means the database could not be reached
 // (as opposed to a query it rejected), so callers can answer 503 and retry.
 func isUnavailable(err error) bool {
-	if errors.Is(err, driver.ErrBadConn) || errors.Is(err, context.DeadlineExceeded) {
+	// A connection dropped mid-query (a database restart) surfaces as an
+	// EOF from the driver, not as a network error.
+	if errors.Is(err, driver.ErrBadConn) || errors.Is(err, context.DeadlineExceeded) ||
+		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
 		return true
 	}
 	var netErr net.Error
