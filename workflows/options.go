@@ -13,10 +13,12 @@ const TaskQueue = "streamhooks-deliveries"
 
 // Timeouts and retry policies, named in one place. An attempt activity may
 // run for the HTTP timeout plus time to load and record rows, so its
-// StartToClose is the attempt timeout plus attemptRecordMargin.
+// StartToClose is the attempt timeout plus attemptRecordMargin: long enough
+// for two database round trips, short enough that an attempt lost with a
+// crashed worker is retried within seconds (TestWorkerKill9).
 const (
 	prepareTimeout      = 30 * time.Second
-	attemptRecordMargin = 30 * time.Second
+	attemptRecordMargin = 10 * time.Second
 	finishTimeout       = 30 * time.Second
 )
 
