@@ -52,8 +52,8 @@ func freeAddr(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-// devProcess is a running `streamhooks dev`.
-type devProcess struct {
+// process is a running streamhooks subprocess with its output captured.
+type process struct {
 	cmd    *exec.Cmd
 	mu     sync.Mutex
 	stdout bytes.Buffer
@@ -63,10 +63,12 @@ type devProcess struct {
 
 type devAddrs struct{ api, temporal, ui string }
 
-func startDev(t *testing.T, dataDir string, a devAddrs, env ...string) *devProcess {
+// startProcess runs the binary with args and extra environment; the test's
+// cleanup kills it if it is still running.
+func startProcess(t *testing.T, env []string, args ...string) *process {
 	t.Helper()
-	p := &devProcess{done: make(chan error, 1)}
-	p.cmd = exec.Command(binary, "dev", "--data-dir", dataDir, "--api-addr", a.api, "--temporal-addr", a.temporal, "--ui-addr", a.ui)
+	p := &process{done: make(chan error, 1)}
+	p.cmd = exec.Command(binary, args...)
 	p.cmd.Env = append(os.Environ(), env...)
 	p.cmd.Stdout = &lockedWriter{mu: &p.mu, w: &p.stdout}
 	p.cmd.Stderr = &lockedWriter{mu: &p.mu, w: &p.stderr}
@@ -83,6 +85,11 @@ func startDev(t *testing.T, dataDir string, a devAddrs, env ...string) *devProce
 	return p
 }
 
+func startDev(t *testing.T, dataDir string, a devAddrs, env ...string) *process {
+	t.Helper()
+	return startProcess(t, env, "dev", "--data-dir", dataDir, "--api-addr", a.api, "--temporal-addr", a.temporal, "--ui-addr", a.ui)
+}
+
 type lockedWriter struct {
 	mu *sync.Mutex
 	w  io.Writer
@@ -94,14 +101,14 @@ func (l *lockedWriter) Write(b []byte) (int, error) {
 	return l.w.Write(b)
 }
 
-func (p *devProcess) output() (string, string) {
+func (p *process) output() (string, string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.stdout.String(), p.stderr.String()
 }
 
 // waitReady waits for the banner and returns the tokens it prints.
-func (p *devProcess) waitReady(t *testing.T) (customer, service string) {
+func (p *process) waitReady(t *testing.T) (customer, service string) {
 	t.Helper()
 	deadline := time.Now().Add(90 * time.Second)
 	re := regexp.MustCompile(`Customer token\s+(\S+)\s+Service token\s+(\S+)`)
@@ -122,7 +129,7 @@ func (p *devProcess) waitReady(t *testing.T) (customer, service string) {
 }
 
 // stop sends SIGTERM and checks a clean exit within a few seconds.
-func (p *devProcess) stop(t *testing.T) {
+func (p *process) stop(t *testing.T) {
 	t.Helper()
 	start := time.Now()
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
