@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
@@ -98,9 +99,14 @@ func assetFields(payload []byte) (id, status string, err error) {
 	return id, "", nil
 }
 
+// truncate cuts s to at most n bytes, on a character boundary: a cut
+// character would be invalid UTF-8, which PostgreSQL refuses in a text column.
 func truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
 	}
 	return s[:n]
 }

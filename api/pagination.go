@@ -45,7 +45,7 @@ func paginate[T any](c *gin.Context, page models.Page, total int64, results []T)
 	if env.Results == nil {
 		env.Results = []T{}
 	}
-	if int64(page.Offset+page.Limit) < total {
+	if int64(page.Offset) < total-int64(page.Limit) { // not Offset+Limit: a huge offset would overflow
 		next := pageURL(c, page.Limit, page.Offset+page.Limit)
 		env.Next = &next
 	}
