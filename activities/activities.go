@@ -25,7 +25,8 @@ const (
 type Config struct {
 	Store          *models.Store
 	Guard          *Guard       // egress policy; refuses every non-public address when nil
-	Client         *http.Client // built from Guard by NewHTTPClient when nil
+	Resolver       Resolver     // name lookups of the built client; net.DefaultResolver when nil
+	Client         *http.Client // built from Guard and Resolver by NewHTTPClient when nil
 	Schedule       []time.Duration
 	AttemptTimeout time.Duration
 	UserAgent      string
@@ -76,7 +77,7 @@ func New(cfg Config) *Activities {
 		a.guard = NewGuard(nil)
 	}
 	if a.client == nil {
-		a.client = NewHTTPClient(a.guard, a.attemptTimeout)
+		a.client = NewHTTPClient(a.guard, cfg.Resolver, a.attemptTimeout)
 	}
 	return a
 }

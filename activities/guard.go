@@ -15,18 +15,25 @@ import (
 // internal detail.
 type BlockedError struct {
 	Addr   netip.Addr
+	Host   string // the name refused, or whose answer Addr is; "" for an address literal
 	Reason string
 }
 
 // Error implements error.
 func (e *BlockedError) Error() string {
+	switch {
+	case e.Host != "" && !e.Addr.IsValid():
+		return fmt.Sprintf("destination %s is not allowed (%s)", e.Host, e.Reason)
+	case e.Host != "":
+		return fmt.Sprintf("destination %s (%s) is not allowed (%s address)", e.Host, e.Addr, e.Reason)
+	}
 	return fmt.Sprintf("destination %s is not allowed (%s address)", e.Addr, e.Reason)
 }
 
 // Guard decides which IP addresses deliveries may connect to. It refuses
 // every non-public address unless an operator allow-lists it, and is
 // enforced at dial time, after DNS, so a hostname that resolves (or
-// re-resolves) to a private address is refused too.
+// re-resolves) to a private address is refused too (see guardedDialer).
 type Guard struct {
 	allow []netip.Prefix
 }
@@ -80,6 +87,9 @@ var special = []namedPrefix{
 	{netip.MustParsePrefix("198.18.0.0/15"), "benchmarking"},
 	{netip.MustParsePrefix("198.51.100.0/24"), "documentation"},
 	{netip.MustParsePrefix("203.0.113.0/24"), "documentation"},
+	// Azure's WireServer: a public-looking address that every Azure VM
+	// reaches and that serves platform secrets.
+	{netip.MustParsePrefix("168.63.129.16/32"), "cloud platform"},
 	{netip.MustParsePrefix("240.0.0.0/4"), "reserved"},
 	{netip.MustParsePrefix("100::/64"), "discard"},
 	{netip.MustParsePrefix("2001::/32"), "Teredo"},
@@ -156,14 +166,31 @@ func classify(ip netip.Addr) string {
 	return ""
 }
 
-// CheckHost refuses hosts written as non-canonical IPv4 numbers ("0x7f000001",
-// "2130706433", "0177.0.0.1", "127.1"). Go's resolver would send them to DNS,
-// but other resolvers (and some proxies) read them as addresses; no honest
-// endpoint uses them. Canonical addresses and names pass to the dial-time
-// check.
+// metadataNames are the host names of cloud instance metadata services.
+// Inside their cloud they resolve to a link-local address the dial-time
+// check refuses anyway; refusing them by name also covers resolvers that
+// answer otherwise, and it needs no lookup.
+var metadataNames = map[string]bool{
+	"metadata.google.internal":   true, // Google Compute Engine
+	"metadata.goog":              true, // Google Compute Engine
+	"metadata":                   true, // Compute Engine's short name, via the search domain
+	"instance-data":              true, // Amazon EC2, via the search domain
+	"instance-data.ec2.internal": true, // Amazon EC2 (us-east-1)
+	"metadata.tencentyun.com":    true, // Tencent Cloud
+}
+
+// CheckHost refuses, without resolving anything, hosts written as
+// non-canonical IPv4 numbers ("0x7f000001", "2130706433", "0177.0.0.1",
+// "127.1") and cloud metadata names ("metadata.google.internal"). Go's
+// resolver would send the numbers to DNS, but other resolvers (and some
+// proxies) read them as addresses; no honest endpoint uses them. Canonical
+// addresses and other names pass to the dial-time check.
 func (g *Guard) CheckHost(host string) error {
 	if _, err := netip.ParseAddr(host); err == nil {
 		return nil
+	}
+	if name := strings.ToLower(strings.TrimSuffix(host, ".")); metadataNames[name] {
+		return &BlockedError{Host: name, Reason: "cloud metadata name"}
 	}
 	if ip, ok := parseLegacyIPv4(host); ok {
 		if err := g.Check(ip); err != nil {
@@ -212,8 +239,9 @@ func parseLegacyIPv4(host string) (netip.Addr, bool) {
 	return netip.AddrFrom4([4]byte{byte(n >> 24), byte(n >> 16), byte(n >> 8), byte(n)}), true
 }
 
-// control is a net.Dialer Control hook: it runs after DNS resolution, just
-// before connect(2), for every address the dialer tries.
+// control is a net.Dialer Control hook: it runs just before connect(2), for
+// every address the dialer tries. The guarded dialer hands it only
+// addresses it has checked already, so this is a second line of defence.
 func (g *Guard) control(_, address string, _ syscall.RawConn) error {
 	host, _, err := net.SplitHostPort(address)
 	if err != nil {

@@ -63,8 +63,12 @@ func (s *Server) webhookInput(c *gin.Context, partial bool) (models.WebhookUpdat
 }
 
 // blockedTarget explains why a valid URL's host may not be a target, or
-// returns "". Only address literals and localhost names are judged here:
-// names are resolved, and checked, at every attempt.
+// returns "". Only what needs no DNS is judged here: address literals (in
+// any IPv4 spelling), localhost names and cloud metadata names. Other names
+// are not resolved: an answer now proves nothing about the answer at
+// delivery time (DNS rebinding), so they are resolved, and every answer
+// checked, at every attempt, and a lookup here would only add latency and
+// a DNS side channel to the API.
 func (s *Server) blockedTarget(raw string) string {
 	if s.guard == nil {
 		return ""
@@ -74,10 +78,10 @@ func (s *Server) blockedTarget(raw string) string {
 		return ""
 	}
 	host := strings.ToLower(strings.TrimSuffix(u.Hostname(), "."))
-	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
+	if activities.IsLocalhostName(host) {
 		host = "127.0.0.1"
 	}
-	err = s.guard.CheckHost(host)
+	err = s.guard.CheckHost(host) // non-canonical IPv4 forms and cloud metadata names
 	if ip, perr := netip.ParseAddr(host); err == nil && perr == nil {
 		err = s.guard.Check(ip)
 	}
