@@ -195,6 +195,7 @@ type prodStack struct {
 	env      []string
 	api      string
 	apiProc  *process
+	procs    []*process // every api and worker process started, for the log greps
 	temporal client.Client
 	ns       string
 	tokens   map[string]string
@@ -214,7 +215,7 @@ func newProdStack(t *testing.T, dbURL string, orgs ...string) *prodStack {
 		"STREAMHOOKS_ALLOWED_TARGET_CIDRS=127.0.0.0/8",
 		"STREAMHOOKS_RETRY_SCHEDULE=500ms,1s,1s,2s,2s,4s,4s,4s",
 		"STREAMHOOKS_ATTEMPT_TIMEOUT=2s",
-		"STREAMHOOKS_LOG_LEVEL=warn",
+		"STREAMHOOKS_LOG_LEVEL=debug", // the most the logs ever say, for the secret greps
 		"STREAMHOOKS_API_ADDR=" + strings.TrimPrefix(s.api, "http://"),
 	}
 	mig := exec.Command(binary, "migrate")
@@ -235,11 +236,36 @@ func newProdStack(t *testing.T, dbURL string, orgs ...string) *prodStack {
 	}
 	s.service = modelstest.ServiceToken(t, store)
 	s.apiProc = startProcess(t, s.env, "api")
+	s.procs = append(s.procs, s.apiProc)
 	s.waitReady(30 * time.Second)
 	return s
 }
 
-func (s *prodStack) startWorker() *process { return startProcess(s.t, s.env, "worker") }
+func (s *prodStack) startWorker() *process {
+	p := startProcess(s.t, s.env, "worker")
+	s.procs = append(s.procs, p)
+	return p
+}
+
+// checkLogs greps the output of every process for the secrets: webhook
+// secrets and API tokens must never be logged, at any level.
+func (s *prodStack) checkLogs(secrets ...string) {
+	s.t.Helper()
+	lines := 0
+	for _, p := range s.procs {
+		out, errOut := p.output()
+		lines += strings.Count(out+errOut, "\n")
+		for _, secret := range secrets {
+			if strings.Contains(out+errOut, secret) {
+				s.t.Errorf("a process logged the secret %q", secret)
+			}
+		}
+	}
+	if lines == 0 {
+		s.t.Error("no log lines at all: the grep proves nothing")
+	}
+	s.t.Logf("grepped %d log lines of %d processes for %d secrets", lines, len(s.procs), len(secrets))
+}
 
 func (s *prodStack) waitReady(timeout time.Duration) {
 	s.t.Helper()
@@ -492,6 +518,7 @@ func TestWorkerKill9(t *testing.T) {
 	s.checkRows(len(want))
 	noPanic(t, "worker", worker)
 	noPanic(t, "api", s.apiProc)
+	s.checkLogs(append(append([]string(nil), k.secrets...), s.service, s.tokens["org1"], s.tokens["org2"])...)
 
 	dups, requests := k.checkIDs()
 	for p, first := range dups {
