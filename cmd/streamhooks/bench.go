@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -91,7 +92,7 @@ func (r *benchReceiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cfg := loadConfig()
 	bc := benchConfig{}
-	fs := newFlags("bench", "bench [--events N] [--webhooks 1,5] [--concurrency C] [--rate R] [--duration D] [--json]", stderr)
+	fs := newFlags("bench", "bench [--events N] [--webhooks 1,5] [--concurrency C] [--rate R] [--duration D] [--json] [--cpuprofile FILE]", stderr)
 	fs.IntVar(&bc.Events, "events", 2000, "events per saturation scenario")
 	hooks := fs.String("webhooks", "1,5", "webhooks per organization, one saturation scenario each")
 	fs.IntVar(&bc.Concurrency, "concurrency", 32, "concurrent event signals (and ceiling requests)")
@@ -101,8 +102,20 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.BoolVar(&bc.Eager, "eager", true, "eager workflow start (the worker is in this process)")
 	fs.IntVar(&bc.ActivitySlot, "activity-slots", 0, "worker activity slots (0: SDK default)")
 	fs.IntVar(&bc.Pollers, "pollers", 0, "worker pollers per kind (0: SDK default)")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file (go tool pprof)")
 	if _, err := parse(fs, args); err != nil {
 		return err
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	for _, f := range strings.Split(*hooks, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(f))
@@ -309,6 +322,7 @@ func (b *bench) run(ctx context.Context, name string, hooks, events int, ceiling
 	}
 	want := int64(events * hooks)
 	base := b.recv.count.Load()
+	resetPeakRSS()
 	cpu0 := cpuSeconds()
 	start := time.Now()
 	accepted := make([]time.Time, events)
@@ -455,6 +469,14 @@ func cpuSeconds() float64 {
 }
 
 // peakRSSMB reads the process's peak resident set (VmHWM).
+// resetPeakRSS starts a new peak-RSS window (Linux: writing 5 to
+// clear_refs resets VmHWM), so each scenario reports its own peak rather
+// than the largest of the run so far. Memory the earlier scenarios still
+// hold counts, as it would in a long-running process.
+func resetPeakRSS() {
+	_ = os.WriteFile(filepath.Join("/proc", "self", "clear_refs"), []byte("5"), 0)
+}
+
 func peakRSSMB() float64 {
 	raw, err := os.ReadFile(filepath.Join("/proc", "self", "status"))
 	if err != nil {
