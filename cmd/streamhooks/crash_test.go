@@ -127,6 +127,18 @@ func (s *sink) delivered() map[pair]bool {
 	return out
 }
 
+// waitCount waits until n pairs were answered 2xx.
+func (s *sink) waitCount(n int, timeout time.Duration) {
+	s.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for len(s.delivered()) < n {
+		if time.Now().After(deadline) {
+			s.t.Fatalf("only %d pairs delivered in %v, want %d", len(s.delivered()), timeout, n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // waitAll waits until every expected pair was answered 2xx.
 func (s *sink) waitAll(want map[pair]bool, timeout time.Duration) {
 	s.t.Helper()
@@ -498,13 +510,7 @@ func TestWorkerKill9(t *testing.T) {
 
 	var kills []time.Time
 	for _, at := range []float64{0.2, 0.55} {
-		deadline := time.Now().Add(90 * time.Second)
-		for float64(len(k.delivered())) < at*float64(len(want)) {
-			if time.Now().After(deadline) {
-				t.Fatalf("only %d of %d pairs delivered before kill %d", len(k.delivered()), len(want), len(kills)+1)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
+		k.waitCount(int(at*float64(len(want))), 90*time.Second)
 		noPanic(t, "worker", worker)
 		worker.kill9(t)
 		kills = append(kills, time.Now())
@@ -644,9 +650,7 @@ func TestPostgresRestart(t *testing.T) {
 		defer close(posted)
 		s.post(events, 4)
 	}()
-	for len(k.delivered()) < 40 {
-		time.Sleep(20 * time.Millisecond)
-	}
+	k.waitCount(40, time.Minute)
 	pg.crash()
 	down := time.Now()
 
@@ -715,9 +719,7 @@ func TestDevKill9(t *testing.T) {
 		u, r := s.post(events, 4) // retries through the restart
 		posted <- [2]int{u, r}
 	}()
-	for float64(len(k.delivered())) < 0.3*float64(len(want)) {
-		time.Sleep(20 * time.Millisecond)
-	}
+	k.waitCount(len(want)*3/10, time.Minute)
 	p.kill9(t)
 	kill := time.Now()
 	t.Logf("killed dev at %d of %d pairs delivered", len(k.delivered()), len(want))
