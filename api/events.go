@@ -86,7 +86,7 @@ func assetFields(payload []byte) (id, status string, err error) {
 	if json.Unmarshal(asset["id"], &id) != nil || strings.TrimSpace(id) == "" {
 		return "", "", errString(`The asset needs a non-empty string "id".`)
 	}
-	if len(id) > maxIDLength || hasControl(id) {
+	if utf8.RuneCountInString(id) > maxIDLength || hasControl(id) { // characters, like event_id
 		return "", "", errString(`The asset "id" must be at most 200 printable characters.`)
 	}
 	for _, key := range []string{"video", "live_stream"} {

@@ -73,6 +73,10 @@ func TestAssetFields(t *testing.T) {
 		{`{"id": "  "}`, "", "", true},
 		{`{"id": 5}`, "", "", true},
 		{`[1]`, "", "", true},
+		// The limit counts characters, as for event_id: 200 two-byte
+		// characters pass, 201 do not.
+		{`{"id": "` + strings.Repeat("é", 200) + `"}`, strings.Repeat("é", 200), "", false},
+		{`{"id": "` + strings.Repeat("é", 201) + `"}`, "", "", true},
 	}
 	for _, tt := range tests {
 		id, status, err := assetFields([]byte(tt.payload))
