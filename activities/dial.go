@@ -44,6 +44,15 @@ func (d *guardedDialer) DialContext(ctx context.Context, network, address string
 	if err != nil {
 		return nil, &net.OpError{Op: "dial", Net: network, Err: &net.AddrError{Err: "invalid port", Addr: address}}
 	}
+	// http.Transport dials with a context that has no deadline, so the
+	// dialer's Timeout becomes one deadline for the lookup and every
+	// address (as net.Dialer applies it), which dialSerial then shares out
+	// so a silent first address leaves time for the next.
+	if t := d.dialer.Timeout; t > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, t)
+		defer cancel()
+	}
 	ips, err := d.resolve(ctx, network, host)
 	if err != nil {
 		return nil, &net.OpError{Op: "dial", Net: network, Err: err}
@@ -72,8 +81,25 @@ func (d *guardedDialer) resolve(ctx context.Context, network, host string) ([]ne
 	var ips []netip.Addr
 	if IsLocalhostName(host) {
 		// RFC 6761: localhost names are loopback whatever a DNS server
-		// answers for them.
-		ips = []netip.Addr{netip.AddrFrom4([4]byte{127, 0, 0, 1}), netip.IPv6Loopback()}
+		// answers for them. These answers are fixed, not an attacker's, so
+		// the loopback addresses the guard admits are used (an operator may
+		// allow-list 127.0.0.1 alone) and the name is refused only when it
+		// admits neither.
+		var refused error
+		for _, ip := range []netip.Addr{netip.AddrFrom4([4]byte{127, 0, 0, 1}), netip.IPv6Loopback()} {
+			if err := d.guard.Check(ip); err != nil {
+				refused = err
+				continue
+			}
+			ips = append(ips, ip)
+		}
+		if len(ips) == 0 {
+			var b *BlockedError
+			if errors.As(refused, &b) {
+				b.Host = host
+			}
+			return nil, refused
+		}
 	} else {
 		answers, err := d.resolver.LookupNetIP(ctx, ipNetwork(network), host)
 		if err != nil {

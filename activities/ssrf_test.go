@@ -278,3 +278,59 @@ func TestGuardedDialFallsBackAcrossFamilies(t *testing.T) {
 		t.Fatalf("receiver saw %d requests after %d lookups, want 1 and 1", rec.count(), dns.count("dual.example.com"))
 	}
 }
+
+// deadlineResolver answers like its inner resolver and records whether the
+// lookup had a deadline: http.Transport dials without one, so the dialer
+// must bound the lookup and the connection attempts itself.
+type deadlineResolver struct {
+	inner       activities.Resolver
+	sawDeadline atomic.Bool
+}
+
+func (r *deadlineResolver) LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error) {
+	_, ok := ctx.Deadline()
+	r.sawDeadline.Store(ok)
+	return r.inner.LookupNetIP(ctx, network, host)
+}
+
+// TestGuardedDialHasDeadline: through the real http.Client, the lookup and
+// the dial run under the dialer's timeout, so one silent address cannot use
+// up a whole attempt before the next address is tried.
+func TestGuardedDialHasDeadline(t *testing.T) {
+	rec := newRecorder(t, func(w http.ResponseWriter, _ int) { w.WriteHeader(http.StatusOK) })
+	port := rec.srv.URL[strings.LastIndex(rec.srv.URL, ":")+1:]
+	dns := newScriptedResolver()
+	dns.script("timed.example.com", [][]string{{"127.0.0.1"}})
+	res := &deadlineResolver{inner: dns}
+	s := modelstest.Postgres(t)
+	modelstest.Org(t, s, "org")
+	e := &env{t: t, store: s, acts: activities.New(activities.Config{
+		Store: s, Guard: activities.NewGuard(activities.LoopbackCIDRs), Resolver: res, AttemptTimeout: 5 * time.Second,
+	})}
+	id := e.delivery("http://timed.example.com:"+port+"/hook", `{"id":"a1"}`)
+	if r := e.attempt(id, 1, false); r.Outcome != activities.OutcomeDelivered {
+		t.Fatalf("result: got %+v, want delivered", r)
+	}
+	if !res.sawDeadline.Load() {
+		t.Fatal("the lookup ran without a deadline: the dialer timeout is not applied")
+	}
+}
+
+// TestLocalhostWithOneLoopbackAllowed: an operator who allow-lists
+// 127.0.0.1 alone can deliver to http://localhost (::1 is skipped, not a
+// reason to refuse the name).
+func TestLocalhostWithOneLoopbackAllowed(t *testing.T) {
+	rec := newRecorder(t, func(w http.ResponseWriter, _ int) { w.WriteHeader(http.StatusOK) })
+	port := rec.srv.URL[strings.LastIndex(rec.srv.URL, ":")+1:]
+	allow, err := activities.ParseCIDRs("127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := modelstest.Postgres(t)
+	modelstest.Org(t, s, "org")
+	e := &env{t: t, store: s, acts: activities.New(activities.Config{Store: s, Guard: activities.NewGuard(allow), AttemptTimeout: 5 * time.Second})}
+	id := e.delivery("http://localhost:"+port+"/hook", `{"id":"a1"}`)
+	if r := e.attempt(id, 1, false); r.Outcome != activities.OutcomeDelivered || rec.count() != 1 {
+		t.Fatalf("result: got %+v after %d requests, want delivered once", r, rec.count())
+	}
+}

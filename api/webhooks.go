@@ -79,6 +79,11 @@ func (s *Server) blockedTarget(raw string) string {
 	}
 	host := strings.ToLower(strings.TrimSuffix(u.Hostname(), "."))
 	if activities.IsLocalhostName(host) {
+		// Loopback by definition: refused unless either loopback address
+		// is admitted, as at dial time.
+		if s.guard.Check(netip.IPv6Loopback()) == nil {
+			return ""
+		}
 		host = "127.0.0.1"
 	}
 	err = s.guard.CheckHost(host) // non-canonical IPv4 forms and cloud metadata names
