@@ -57,44 +57,24 @@ import (
 //     no "next".
 //   - Repeated query parameters: the first wins (?status=pending&status=x).
 
-// eachDB runs f against a fresh PostgreSQL and a fresh SQLite database, like
-// modelstest.Each, and also hands f a plain database/sql connection to the
-// same database: the store keeps its *gorm.DB to itself and modelstest.Each
-// does not expose the DSN, but the snapshot below must see every row of
-// every table (as worker/e2e_test.go's rawRows does).
+// eachDB is modelstest.EachDSN plus a plain database/sql connection to the
+// same database: the snapshot below must see every row of every table (as
+// worker/e2e_test.go's rawRows does), and the store keeps its *gorm.DB to
+// itself.
 func eachDB(t *testing.T, f func(t *testing.T, s *models.Store, db *sql.DB)) {
 	t.Helper()
-	for _, dialect := range []string{models.DialectPostgres, models.DialectSQLite} {
-		t.Run(dialect, func(t *testing.T) {
-			var dsn, driver, raw string
-			if dialect == models.DialectPostgres {
-				dsn = modelstest.NewPostgresDatabase(t) // skips (or fails in CI) without PostgreSQL
-				driver, raw = "pgx", dsn
-			} else {
-				path := filepath.Join(t.TempDir(), "streamhooks.db")
-				dsn = models.SQLiteURL(path)
-				driver, raw = "sqlite", "file:"+filepath.ToSlash(path)+"?_pragma=busy_timeout(10000)"
-			}
-			ctx := context.Background()
-			s, err := models.Open(ctx, dsn)
-			if err != nil {
-				t.Fatalf("open store: %v", err)
-			}
-			t.Cleanup(func() { _ = s.Close() })
-			if err := s.SetSecretKey(modelstest.TestSecretKey); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := s.Migrate(ctx); err != nil {
-				t.Fatalf("migrate: %v", err)
-			}
-			db, err := sql.Open(driver, raw)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = db.Close() })
-			f(t, s, db)
-		})
-	}
+	modelstest.EachDSN(t, func(t *testing.T, s *models.Store, dsn string) {
+		driver, raw := "pgx", dsn
+		if path, ok := strings.CutPrefix(dsn, "sqlite:"); ok {
+			driver, raw = "sqlite", "file:"+filepath.ToSlash(path)+"?_pragma=busy_timeout(10000)"
+		}
+		db, err := sql.Open(driver, raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = db.Close() })
+		f(t, s, db)
+	})
 }
 
 // startRecorder is the Workflows dependency of these tests: it derives

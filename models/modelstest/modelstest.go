@@ -110,13 +110,20 @@ var TestSecretKey = []byte("streamhooks-test-key-32-bytes!!!")
 // named after the dialect.
 func Each(t *testing.T, f func(t *testing.T, s *models.Store)) {
 	t.Helper()
+	EachDSN(t, func(t *testing.T, s *models.Store, _ string) { f(t, s) })
+}
+
+// EachDSN is Each for tests that also open the database themselves (to
+// read raw rows): f gets the store's DSN as models.Open takes it.
+func EachDSN(t *testing.T, f func(t *testing.T, s *models.Store, dsn string)) {
+	t.Helper()
 	for _, dialect := range []string{models.DialectPostgres, models.DialectSQLite} {
 		t.Run(dialect, func(t *testing.T) {
+			dsn := models.SQLiteURL(filepath.Join(t.TempDir(), "streamhooks.db"))
 			if dialect == models.DialectPostgres {
-				f(t, Postgres(t))
-			} else {
-				f(t, SQLite(t))
+				dsn = NewPostgresDatabase(t)
 			}
+			f(t, open(t, dsn), dsn)
 		})
 	}
 }
