@@ -11,9 +11,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
-	"crypto/hmac"
 	"crypto/rand"
-	"crypto/sha256"
 	"database/sql"
 	"encoding/base64"
 	"encoding/hex"
@@ -58,6 +56,22 @@ type hit struct {
 // the first).
 type behaviour func(n int) (status int, hold time.Duration)
 
+// ok answers 200 after holding the request.
+func ok(hold time.Duration) behaviour {
+	return func(int) (int, time.Duration) { return 200, hold }
+}
+
+// failFirst answers status to the first n requests of each delivery, then
+// 200 after holding the request.
+func failFirst(n, status int, hold time.Duration) behaviour {
+	return func(seen int) (int, time.Duration) {
+		if seen <= n {
+			return status, 0
+		}
+		return 200, hold
+	}
+}
+
 // sink is a set of loopback webhook endpoints that verify every signature
 // and record every request.
 type sink struct {
@@ -75,9 +89,7 @@ func newSink(t *testing.T, behaviours ...behaviour) *sink {
 		secret := fmt.Sprintf("crash-secret-%d", i)
 		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			body, _ := io.ReadAll(r.Body)
-			mac := hmac.New(sha256.New, []byte(secret))
-			mac.Write([]byte(r.Header.Get("webhook-id") + "." + r.Header.Get("webhook-timestamp") + "." + string(body)))
-			if r.Header.Get("webhook-signature") != "v1,"+base64.StdEncoding.EncodeToString(mac.Sum(nil)) || r.Header.Get("x-streams-token") != secret {
+			if !validSignature(secret, r.Header, body) || r.Header.Get("x-streams-token") != secret {
 				t.Errorf("endpoint %d: bad signature or token on %s", i, r.Header.Get("webhook-id"))
 			}
 			var asset struct {
@@ -473,21 +485,11 @@ func pairsOf(events []event, endpoints map[string][]int) map[pair]bool {
 // organizations (five webhooks) are in flight, restarting it each time.
 func TestWorkerKill9(t *testing.T) {
 	k := newSink(t,
-		func(int) (int, time.Duration) { return 200, 20 * time.Millisecond },
-		func(n int) (int, time.Duration) { // fails the first attempt
-			if n == 1 {
-				return 503, 0
-			}
-			return 200, 50 * time.Millisecond
-		},
-		func(int) (int, time.Duration) { return 200, 400 * time.Millisecond }, // slow
-		func(int) (int, time.Duration) { return 200, 150 * time.Millisecond },
-		func(n int) (int, time.Duration) { // fails twice
-			if n <= 2 {
-				return 500, 10 * time.Millisecond
-			}
-			return 200, 0
-		},
+		ok(20*time.Millisecond),
+		failFirst(1, 503, 50*time.Millisecond),
+		ok(400*time.Millisecond), // slow
+		ok(150*time.Millisecond),
+		failFirst(2, 500, 0),
 	)
 	s := newProdStack(t, modelstest.NewPostgresDatabase(t), "org1", "org2")
 	endpoints := map[string][]int{"org1": {0, 1, 2}, "org2": {3, 4}}
@@ -630,13 +632,8 @@ func (c *pgCluster) url() string {
 func TestPostgresRestart(t *testing.T) {
 	pg := newPGCluster(t)
 	k := newSink(t,
-		func(int) (int, time.Duration) { return 200, 30 * time.Millisecond },
-		func(n int) (int, time.Duration) {
-			if n == 1 {
-				return 503, 0
-			}
-			return 200, 0
-		},
+		ok(30*time.Millisecond),
+		failFirst(1, 503, 0),
 	)
 	s := newProdStack(t, pg.url(), "org1")
 	s.hooks("org1", k, 0, 1)
@@ -697,13 +694,8 @@ func TestDevKill9(t *testing.T) {
 	addrs := devAddrs{api: freeAddr(t), temporal: freeAddr(t), ui: freeAddr(t)}
 	env := []string{"STREAMHOOKS_RETRY_SCHEDULE=500ms,1s,2s,2s,4s", "STREAMHOOKS_ATTEMPT_TIMEOUT=2s", "DATABASE_URL="}
 	k := newSink(t,
-		func(int) (int, time.Duration) { return 200, 50 * time.Millisecond },
-		func(n int) (int, time.Duration) {
-			if n == 1 {
-				return 503, 0
-			}
-			return 200, 0
-		},
+		ok(50*time.Millisecond),
+		failFirst(1, 503, 0),
 	)
 	p := startDev(t, dataDir, addrs, env...)
 	customer, service := p.waitReady(t)
@@ -745,7 +737,7 @@ func TestDevKill9(t *testing.T) {
 // endpoint is never delayed, memory stays bounded, stored bodies stay
 // within the cap, and the endpoint that comes back gets everything.
 func TestHostileEndpoints(t *testing.T) {
-	k := newSink(t, func(int) (int, time.Duration) { return 200, 0 })
+	k := newSink(t, ok(0))
 	serve := func(h http.HandlerFunc) string {
 		srv := httptest.NewServer(h)
 		t.Cleanup(srv.Close)
