@@ -144,18 +144,8 @@ func (s *Server) deliveryDetail(ctx context.Context, v *models.DeliveryView) (de
 	return d, nil
 }
 
-// deliveryView loads a delivery of the organization. An id with a control
-// character or invalid UTF-8 names no delivery (ids are "msg_" and a UUID)
-// and PostgreSQL would refuse it as a query parameter (a 500): not found.
-func (s *Server) deliveryView(ctx context.Context, org, id string) (*models.DeliveryView, error) {
-	if hasControl(id) {
-		return nil, models.Errorf(models.ENOTFOUND, "Delivery not found.")
-	}
-	return s.store.GetDeliveryView(ctx, org, id)
-}
-
 func (s *Server) getDelivery(c *gin.Context) {
-	v, err := s.deliveryView(c.Request.Context(), c.Param("org"), c.Param("delivery"))
+	v, err := s.store.GetDeliveryView(c.Request.Context(), c.Param("org"), c.Param("delivery"))
 	if err != nil {
 		s.renderError(c, err)
 		return
@@ -175,7 +165,7 @@ func (s *Server) getDelivery(c *gin.Context) {
 func (s *Server) redeliver(c *gin.Context) {
 	ctx := c.Request.Context()
 	org, id := c.Param("org"), c.Param("delivery")
-	v, err := s.deliveryView(ctx, org, id)
+	v, err := s.store.GetDeliveryView(ctx, org, id)
 	if err != nil {
 		s.renderError(c, err)
 		return

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -280,6 +281,11 @@ func (s *Store) ListWebhookDeliveries(ctx context.Context, orgID, webhookID stri
 
 // GetDeliveryView loads one delivery of an organization.
 func (s *Store) GetDeliveryView(ctx context.Context, orgID, id string) (*DeliveryView, error) {
+	// Like webhook ids: a malformed id names nothing (and PostgreSQL would
+	// refuse NUL or invalid UTF-8 in it as an error, not a miss).
+	if u, ok := strings.CutPrefix(id, "msg_"); !ok || uuid.Validate(u) != nil {
+		return nil, Errorf(ENOTFOUND, "Delivery not found.")
+	}
 	var v DeliveryView
 	err := s.deliveryViews(ctx).Where("d.id = ? AND d.organization_id = ?", id, orgID).Take(&v).Error
 	if err != nil {
