@@ -24,9 +24,8 @@ const (
 // Config is what the activities need, injected by the worker.
 type Config struct {
 	Store          *models.Store
-	Guard          *Guard       // egress policy; refuses every non-public address when nil
-	Resolver       Resolver     // name lookups of the built client; net.DefaultResolver when nil
-	Client         *http.Client // built from Guard and Resolver by NewHTTPClient when nil
+	Guard          *Guard   // egress policy; refuses every non-public address when nil
+	Resolver       Resolver // name lookups of the built client; net.DefaultResolver when nil
 	Schedule       []time.Duration
 	AttemptTimeout time.Duration
 	UserAgent      string
@@ -55,7 +54,7 @@ type Activities struct {
 // New returns the activities with their dependencies.
 func New(cfg Config) *Activities {
 	a := &Activities{
-		store: cfg.Store, guard: cfg.Guard, client: cfg.Client, schedule: cfg.Schedule, attemptTimeout: cfg.AttemptTimeout,
+		store: cfg.Store, guard: cfg.Guard, schedule: cfg.Schedule, attemptTimeout: cfg.AttemptTimeout,
 		userAgent: cfg.UserAgent, disableAfter: cfg.DisableAfter, metrics: cfg.Metrics, log: cfg.Logger, now: cfg.Now,
 	}
 	if a.schedule == nil {
@@ -76,8 +75,7 @@ func New(cfg Config) *Activities {
 	if a.guard == nil {
 		a.guard = NewGuard(nil)
 	}
-	if a.client == nil {
-		a.client = NewHTTPClient(a.guard, cfg.Resolver, a.attemptTimeout)
-	}
+	// Always the guarded client: an injected one could skip the SSRF guard.
+	a.client = NewHTTPClient(a.guard, cfg.Resolver, a.attemptTimeout)
 	return a
 }
