@@ -27,6 +27,9 @@ const (
 	OutcomeRetry     = "retry"     // failed attempt; try again later
 	OutcomeFailed    = "failed"    // failed for good (410, or the last attempt)
 	OutcomeCancelled = "cancelled" // the webhook was deleted or deactivated
+	// OutcomeReleased: another workflow drives the delivery now (a manual
+	// redelivery, or a resumed run); this one must leave it alone.
+	OutcomeReleased = "released"
 )
 
 // ErrTypeNotFound is the non-retryable error type for a delivery or event
@@ -39,6 +42,10 @@ const maxRetryAfter = 24 * time.Hour
 // PrepareInput names the event whose deliveries to create.
 type PrepareInput struct {
 	EventID string
+	// Inline is the most deliveries the result lists; above it only the
+	// total is returned and batches load their own pages (LoadBatch), so
+	// no single payload in history grows with the fan-out.
+	Inline int
 }
 
 // DeliveryRef is what the workflow knows of one delivery: ids and the host
@@ -48,21 +55,37 @@ type DeliveryRef struct {
 	WebhookID string
 	Host      string
 	// FirstAttempt is the number of the first attempt to make (attempt
-	// numbers continue across manual redeliveries); 0 means 1.
+	// numbers continue across manual redeliveries and resumed runs); 0
+	// means 1.
 	FirstAttempt int
-	Manual       bool
+	// ScheduleStart is the index in the retry schedule of the wait after
+	// FirstAttempt: 0 for a fresh delivery or a manual redelivery, the
+	// attempts already made for a resumed one.
+	ScheduleStart int
+	// NotBefore, when set, is the earliest time of the first attempt (a
+	// resumed delivery keeps the wait it was in).
+	NotBefore time.Time
+	// State is the delivery's state when loaded; a final one is not
+	// attempted again.
+	State  string
+	Manual bool
 }
 
 // PrepareResult lists the deliveries of an event and the worker's retry
 // settings, which thereby become part of the workflow's history.
 type PrepareResult struct {
+	// Total is the number of deliveries of the event.
+	Total int
+	// Deliveries lists them when Total <= PrepareInput.Inline.
 	Deliveries     []DeliveryRef
 	Schedule       []time.Duration
 	AttemptTimeout time.Duration
 }
 
 // PrepareDeliveries snapshots the organization's active webhooks into one
-// pending delivery each. It is idempotent: a retry returns the same set.
+// pending delivery each, owned by the calling workflow. It is idempotent: a
+// retry, or a later run of the same workflow, gets the same set as it is
+// now.
 func (a *Activities) PrepareDeliveries(ctx context.Context, in PrepareInput) (PrepareResult, error) {
 	var run models.WorkflowRun
 	if activity.IsActivity(ctx) {
@@ -73,17 +96,55 @@ func (a *Activities) PrepareDeliveries(ctx context.Context, in PrepareInput) (Pr
 	if err != nil {
 		return PrepareResult{}, activityError(err)
 	}
+	out := PrepareResult{Total: len(ds), Schedule: a.schedule, AttemptTimeout: a.attemptTimeout}
+	if in.Inline > 0 && len(ds) > in.Inline {
+		return out, nil
+	}
+	if out.Deliveries, err = a.refs(ctx, ds); err != nil {
+		return PrepareResult{}, err
+	}
+	return out, nil
+}
+
+// BatchInput names one page of an event's deliveries.
+type BatchInput struct {
+	EventID string
+	Offset  int
+	Limit   int
+}
+
+// LoadBatch returns one page of an event's deliveries (see
+// models.Store.DeliveryPage), for the child workflow that drives it.
+func (a *Activities) LoadBatch(ctx context.Context, in BatchInput) ([]DeliveryRef, error) {
+	ds, err := a.store.DeliveryPage(ctx, in.EventID, in.Offset, in.Limit)
+	if err != nil {
+		return nil, activityError(err)
+	}
+	return a.refs(ctx, ds)
+}
+
+// refs describes deliveries for the workflow: a delivery with attempts
+// already made (a resumed run) continues after them, where the schedule
+// was, not before its planned next attempt.
+func (a *Activities) refs(ctx context.Context, ds []models.Delivery) ([]DeliveryRef, error) {
 	ids := make([]string, len(ds))
 	for i, d := range ds {
 		ids[i] = d.WebhookID
 	}
 	urls, err := a.store.WebhookURLs(ctx, ids)
 	if err != nil {
-		return PrepareResult{}, activityError(err)
+		return nil, activityError(err)
 	}
-	out := PrepareResult{Schedule: a.schedule, AttemptTimeout: a.attemptTimeout, Deliveries: make([]DeliveryRef, len(ds))}
+	out := make([]DeliveryRef, len(ds))
 	for i, d := range ds {
-		out.Deliveries[i] = DeliveryRef{ID: d.ID, WebhookID: d.WebhookID, Host: hostOf(urls[d.WebhookID])}
+		out[i] = DeliveryRef{ID: d.ID, WebhookID: d.WebhookID, Host: hostOf(urls[d.WebhookID]), State: d.State}
+		if d.AttemptCount > 0 {
+			out[i].FirstAttempt = d.AttemptCount + 1
+			out[i].ScheduleStart = min(d.AttemptCount, len(a.schedule))
+			if d.NextAttemptAt != nil {
+				out[i].NotBefore = d.NextAttemptAt.UTC()
+			}
+		}
 	}
 	return out, nil
 }
@@ -101,7 +162,7 @@ func (a *Activities) PrepareRedelivery(ctx context.Context, in RedeliveryInput) 
 		return PrepareResult{}, activityError(err)
 	}
 	ref := DeliveryRef{ID: t.Delivery.ID, WebhookID: t.Delivery.WebhookID, Host: hostOf(t.Webhook.URL),
-		FirstAttempt: t.Delivery.AttemptCount + 1, Manual: true}
+		FirstAttempt: t.Delivery.AttemptCount + 1, Manual: true, State: t.Delivery.State}
 	return PrepareResult{Deliveries: []DeliveryRef{ref}, Schedule: a.schedule, AttemptTimeout: a.attemptTimeout}, nil
 }
 
@@ -115,6 +176,11 @@ type AttemptInput struct {
 	// Test marks a ping: sent even to an inactive webhook, and it never
 	// changes the webhook (no 410 deactivation, no auto-disable clock).
 	Test bool
+	// Owner, when set, is the workflow id that must still drive the
+	// delivery (its deliveries.workflow_id); otherwise nothing is sent and
+	// the result is OutcomeReleased. This fences a resumed or redelivered
+	// delivery against a run that lost it.
+	Owner string
 }
 
 // AttemptResult is what the workflow needs to decide what comes next.
@@ -136,6 +202,9 @@ func (a *Activities) AttemptDelivery(ctx context.Context, in AttemptInput) (Atte
 	}
 	if t.Delivery.State != models.DeliveryPending {
 		return resultOfState(t.Delivery.State), nil
+	}
+	if in.Owner != "" && t.Delivery.WorkflowID != in.Owner {
+		return AttemptResult{Outcome: OutcomeReleased}, nil
 	}
 	if t.Webhook.DeletedAt.Valid || (!t.Webhook.IsActive && !in.Test) {
 		if err := a.store.FinishDelivery(ctx, in.DeliveryID, models.DeliveryCancelled); err != nil {
@@ -174,17 +243,6 @@ func (a *Activities) AttemptDelivery(ctx context.Context, in AttemptInput) (Atte
 	a.log.InfoContext(ctx, "delivery attempt", "deliveryID", in.DeliveryID, "attempt", in.Attempt,
 		"statusCode", res.StatusCode, "errorClass", res.ErrorClass, "outcome", res.Outcome, "durationMS", res.DurationMS)
 	return res, nil
-}
-
-// FinishInput ends a delivery.
-type FinishInput struct {
-	DeliveryID string
-	State      string
-}
-
-// FinishDelivery sets a pending delivery's final state.
-func (a *Activities) FinishDelivery(ctx context.Context, in FinishInput) error {
-	return activityError(a.store.FinishDelivery(ctx, in.DeliveryID, in.State))
 }
 
 func resultOfState(state string) AttemptResult {

@@ -5,6 +5,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -477,5 +478,87 @@ func TestSSRFBlockedAtDial(t *testing.T) {
 	}
 	if n := c.accepted.Load(); n != 0 {
 		t.Fatalf("the loopback listener accepted %d connections, want 0", n)
+	}
+}
+
+// TestOwnerFence: an attempt by a workflow that no longer owns the
+// delivery sends nothing and reports it released; the owner's attempt is
+// sent.
+func TestOwnerFence(t *testing.T) {
+	e := newEnv(t, 5*time.Second, true)
+	rec := newRecorder(t, func(w http.ResponseWriter, _ int) { w.WriteHeader(200) })
+	ctx := context.Background()
+	url := rec.srv.URL
+	if _, err := e.store.CreateWebhook(ctx, "org", models.WebhookUpdate{URL: &url, SecretToken: ptr(secret)}); err != nil {
+		t.Fatal(err)
+	}
+	ev := &models.AssetEvent{ID: "ev-fence", OrganizationID: "org", AssetID: "a1", Payload: []byte(`{"id":"a1"}`), WorkflowID: "asset-event:ev-fence"}
+	if _, _, err := e.store.CreateEvent(ctx, ev); err != nil {
+		t.Fatal(err)
+	}
+	ds, err := e.store.CreateDeliveries(ctx, ev.ID, models.WorkflowRun{WorkflowID: "asset-event:ev-fence"})
+	if err != nil || len(ds) != 1 {
+		t.Fatalf("deliveries %v, %v", ds, err)
+	}
+	tests := []struct {
+		name     string
+		owner    string
+		want     string
+		requests int
+	}{
+		{"another workflow", "redeliver:x:2", activities.OutcomeReleased, 0},
+		{"the owner", "asset-event:ev-fence", activities.OutcomeDelivered, 1},
+	}
+	for _, tt := range tests {
+		res, err := e.acts.AttemptDelivery(ctx, activities.AttemptInput{DeliveryID: ds[0].ID, Attempt: 1, Owner: tt.owner})
+		if err != nil || res.Outcome != tt.want || rec.count() != tt.requests {
+			t.Fatalf("%s: got %+v, %v with %d requests; want %s with %d", tt.name, res, err, rec.count(), tt.want, tt.requests)
+		}
+	}
+}
+
+// TestPrepareLargeFanout: above the inline limit the snapshot returns only
+// the total, and LoadBatch pages cover every delivery exactly once; a
+// delivery with attempts made is described so a new run resumes it.
+func TestPrepareLargeFanout(t *testing.T) {
+	e := newEnv(t, 5*time.Second, true)
+	ctx := context.Background()
+	const hooks = 1234 // more rows than one INSERT batch
+	for i := range hooks {
+		url := fmt.Sprintf("https://example.com/hook/%d", i)
+		if _, err := e.store.CreateWebhook(ctx, "org", models.WebhookUpdate{URL: &url, SecretToken: ptr(secret)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ev := &models.AssetEvent{ID: "ev-wide", OrganizationID: "org", AssetID: "a1", Payload: []byte(`{"id":"a1"}`), WorkflowID: "asset-event:ev-wide"}
+	if _, _, err := e.store.CreateEvent(ctx, ev); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 { // idempotent
+		prep, err := e.acts.PrepareDeliveries(ctx, activities.PrepareInput{EventID: ev.ID, Inline: 100})
+		if err != nil || prep.Total != hooks || len(prep.Deliveries) != 0 {
+			t.Fatalf("prepare: total %d, %d listed, %v; want %d and none listed", prep.Total, len(prep.Deliveries), err, hooks)
+		}
+	}
+	seen := map[string]int{}
+	for off := 0; off < hooks; off += 100 {
+		refs, err := e.acts.LoadBatch(ctx, activities.BatchInput{EventID: ev.ID, Offset: off, Limit: 100})
+		if err != nil || len(refs) != min(100, hooks-off) {
+			t.Fatalf("page at %d: %d refs, %v", off, len(refs), err)
+		}
+		for _, r := range refs {
+			seen[r.ID]++
+			if r.Host != "example.com" || r.FirstAttempt != 0 || r.State != models.DeliveryPending {
+				t.Fatalf("ref %+v: want host example.com, a fresh pending delivery", r)
+			}
+		}
+	}
+	if len(seen) != hooks {
+		t.Fatalf("pages covered %d deliveries, want %d", len(seen), hooks)
+	}
+	for id, n := range seen {
+		if n != 1 {
+			t.Fatalf("%s in %d pages, want 1", id, n)
+		}
 	}
 }

@@ -91,11 +91,10 @@ type startRecorder struct {
 
 func (r *startRecorder) WorkflowID(eventID string) string { return workflows.WorkflowID(eventID) }
 
-func (r *startRecorder) StartEvent(_ context.Context, ev *models.AssetEvent) error {
+func (r *startRecorder) Notify(ev models.AssetEvent) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.events = append(r.events, ev.ID)
-	return nil
 }
 
 func (r *startRecorder) StartRedelivery(_ context.Context, s workflows.RedeliveryStart) (models.WorkflowRun, error) {
@@ -144,7 +143,7 @@ func newWorld(t *testing.T, s *models.Store, db *sql.DB) *world {
 	t.Cleanup(recv.Close)
 	w.recvURL = recv.URL
 	acts := activities.New(activities.Config{Store: s, Guard: activities.NewGuard(activities.LoopbackCIDRs), AttemptTimeout: 5 * time.Second})
-	w.handler = api.New(api.Config{Store: s, Workflows: w.starts, Attempter: acts})
+	w.handler = api.New(api.Config{Store: s, Workflows: w.starts, Outbox: w.starts, Attempter: acts})
 
 	w.revoked = modelstest.Org(t, s, "c")
 	if err := s.RevokeToken(ctx, w.revoked); err != nil {
@@ -696,7 +695,7 @@ func TestBadInputTableAccepted(t *testing.T) {
 		// wantEvent checks a 202 and the stored event.
 		wantEvent := func(t *testing.T, r response, eventID string) *models.AssetEvent {
 			t.Helper()
-			wantJSON(t, r, 202, string(mustJSON(t, map[string]string{"event_id": eventID, "workflow_id": "asset-event:" + eventID})))
+			wantJSON(t, r, 202, string(mustJSON(t, map[string]string{"event_id": eventID, "workflow_id": workflows.WorkflowID(eventID)})))
 			ev, err := s.GetEvent(ctx, eventID)
 			if err != nil {
 				t.Fatal(err)
@@ -808,12 +807,13 @@ func TestBadInputTableAccepted(t *testing.T) {
 			}
 
 			// Events: kind, workflow_id, times and asset fields come from the
-			// server and the asset, never from the body.
+			// server and the asset, never from the body. The row waits in
+			// the outbox (the recorder starts nothing).
 			ev := wantEvent(t, w.do("POST", events, w.svc, `{"organization_id": "a", "event_id": "evt-unknown", "kind": "ping",
 				"workflow_id": "evil", "workflow_started_at": "2000-01-01T00:00:00Z", "received_at": "2000-01-01T00:00:00Z",
 				"asset_id": "forged", "asset_status": "Forged", "asset": {"id": "vid_u", "video": {"status": "Completed"}}}`), "evt-unknown")
 			if ev.Kind != models.EventAsset || ev.WorkflowID != "asset-event:evt-unknown" || ev.AssetID != "vid_u" || ev.AssetStatus != "Completed" ||
-				ev.ReceivedAt.Before(start) || ev.WorkflowStartedAt == nil || ev.WorkflowStartedAt.Before(start) {
+				ev.ReceivedAt.Before(start) || ev.WorkflowStartedAt != nil || ev.NextStartAt == nil || ev.NextStartAt.Before(start) {
 				t.Fatalf("stored %+v: an unknown field was applied", ev)
 			}
 		})

@@ -139,7 +139,7 @@ func TestRoutingAndHealth(t *testing.T) {
 	modelstest.Each(t, func(t *testing.T, s *models.Store) {
 		f := newFixture(t, s)
 		wantJSON(t, f.do("GET", "/healthz", "", nil), 200, `{"status": "ok"}`)
-		wantJSON(t, f.do("GET", "/readyz", "", nil), 200, `{"status": "ok"}`)
+		wantJSON(t, f.do("GET", "/readyz", "", nil), 200, `{"status": "ok", "checks": {"database": "ok"}}`)
 		wantJSON(t, f.do("GET", "/api/v1/a/webhooks", f.tokA, nil), 404, `{"detail": "Not found."}`)
 		wantJSON(t, f.do("GET", "/nope/", "", nil), 404, `{"detail": "Not found."}`)
 		wantJSON(t, f.do("DELETE", "/api/v1/a/webhooks/", f.tokA, nil), 405, `{"detail": "Method \"DELETE\" not allowed."}`)

@@ -19,13 +19,18 @@ import (
 // search attributes and logs.
 const maxIDLength = 200
 
-// Workflows starts delivery workflows; *workflows.Starter implements it.
-// Starting the same event twice must be harmless (the workflow id is
-// derived from the event id).
+// Workflows names and starts delivery workflows; *workflows.Starter
+// implements it.
 type Workflows interface {
 	WorkflowID(eventID string) string
-	StartEvent(ctx context.Context, ev *models.AssetEvent) error
 	StartRedelivery(ctx context.Context, r workflows.RedeliveryStart) (models.WorkflowRun, error)
+}
+
+// Outbox is told about each committed event so its workflow starts at
+// once; *service.Outbox implements it. Notify must not block: the outbox's
+// scan is the guarantee, the notification only saves its delay.
+type Outbox interface {
+	Notify(ev models.AssetEvent)
 }
 
 // eventAccepted is the 202 body of the asset-event endpoint.
@@ -115,10 +120,11 @@ type errString string
 
 func (e errString) Error() string { return string(e) }
 
-// createEvent stores the event, then starts its workflow. The row is
-// committed first, so a crash between the two leaves an event the relay
-// starts later; a failed start answers 503 and the caller's retry (same
-// event_id) starts it without storing anything twice.
+// createEvent stores the event and answers 202 once the row is committed.
+// Its workflow is started by the outbox, told at once and scanning as the
+// guarantee, so a slow or unreachable Temporal never holds the caller and
+// is no reason to refuse an event; an unreachable database is (503). A
+// repeated event_id stores nothing and gets the same answer.
 func (s *Server) createEvent(c *gin.Context) {
 	ev, err := s.parseEvent(c)
 	if err != nil {
@@ -144,17 +150,8 @@ func (s *Server) createEvent(c *gin.Context) {
 		s.renderError(c, detail(http.StatusConflict, "This event_id was already used for another organization."))
 		return
 	}
-	if stored.WorkflowStartedAt == nil {
-		if err := s.workflows.StartEvent(ctx, stored); err != nil {
-			s.log.WarnContext(ctx, "start event workflow", "eventID", stored.ID, "requestID", requestID(c), "error", err)
-			c.Header("Retry-After", "5")
-			s.renderError(c, detail(http.StatusServiceUnavailable, "The event is stored but its delivery could not be started yet; retry with the same event_id."))
-			return
-		}
-		if err := s.store.MarkEventStarted(ctx, stored.ID); err != nil {
-			// The workflow runs; the relay will find it already started.
-			s.log.WarnContext(ctx, "mark event started", "eventID", stored.ID, "error", err)
-		}
+	if stored.WorkflowStartedAt == nil && s.outbox != nil {
+		s.outbox.Notify(*stored)
 	}
 	c.JSON(http.StatusAccepted, eventAccepted{EventID: stored.ID, WorkflowID: stored.WorkflowID})
 }

@@ -4,12 +4,16 @@
 package api
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"regexp"
 	"strconv"
+	"sync"
+	"time"
 
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
@@ -28,6 +32,8 @@ const DefaultMaxBodyBytes = 1 << 20
 type Config struct {
 	Store     *models.Store
 	Workflows Workflows
+	// Outbox, when set, is told about each new event (see Outbox).
+	Outbox    Outbox
 	Attempter Attempter
 	Registry  *prometheus.Registry
 	// Guard, when set, refuses webhook URLs whose host is a blocked
@@ -36,23 +42,28 @@ type Config struct {
 	Guard        *activities.Guard
 	Logger       *slog.Logger
 	MaxBodyBytes int64
+	// Ready lists what /readyz checks beyond the database (required).
+	Ready []ReadyCheck
 }
 
 // Server serves the streamhooks HTTP API.
 type Server struct {
 	store     *models.Store
 	workflows Workflows
+	outbox    Outbox
 	attempter Attempter
 	guard     *activities.Guard
 	log       *slog.Logger
 	maxBody   int64
+	ready     []ReadyCheck
 	engine    *gin.Engine
 }
 
 // New builds the server and its routes.
 func New(cfg Config) *Server {
 	gin.SetMode(gin.ReleaseMode)
-	s := &Server{store: cfg.Store, workflows: cfg.Workflows, attempter: cfg.Attempter, guard: cfg.Guard, log: orDiscard(cfg.Logger), maxBody: cfg.MaxBodyBytes}
+	s := &Server{store: cfg.Store, workflows: cfg.Workflows, outbox: cfg.Outbox, attempter: cfg.Attempter, guard: cfg.Guard, log: orDiscard(cfg.Logger), maxBody: cfg.MaxBodyBytes}
+	s.ready = append([]ReadyCheck{{Name: "database", Required: true, Check: cfg.Store.Ping}}, cfg.Ready...)
 	if s.maxBody <= 0 {
 		s.maxBody = DefaultMaxBodyBytes
 	}
@@ -101,15 +112,57 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.engine.Se
 
 func (s *Server) healthz(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) }
 
-// readyz answers 200 only when the database answers, so a load balancer
-// stops sending traffic to a replica that cannot serve it.
+// ReadyCheck is one dependency /readyz reports. A Required one that fails
+// makes the answer 503; an optional one is reported, not judged (the api
+// role accepts events while Temporal is away: the outbox starts them
+// later).
+type ReadyCheck struct {
+	Name     string
+	Required bool
+	Check    func(ctx context.Context) error
+}
+
+// readyCheckTimeout bounds each readiness check.
+const readyCheckTimeout = 2 * time.Second
+
+// readyz answers 200 only when every required dependency answers (the
+// database always is), so a load balancer stops sending traffic to a
+// replica that cannot serve it, and names the state of each.
 func (s *Server) readyz(c *gin.Context) {
-	if err := s.store.Ping(c.Request.Context()); err != nil {
-		s.log.WarnContext(c.Request.Context(), "readiness check failed", "error", err)
-		c.JSON(http.StatusServiceUnavailable, gin.H{"status": "unavailable", "detail": "The database is unreachable."})
-		return
+	code, body := Readiness(c.Request.Context(), s.ready)
+	if code != http.StatusOK {
+		s.log.WarnContext(c.Request.Context(), "readiness check failed", "checks", fmt.Sprint(body["checks"]))
 	}
-	c.JSON(http.StatusOK, gin.H{"status": "ok"})
+	c.JSON(code, body)
+}
+
+// Readiness runs the checks concurrently and returns the /readyz status and
+// body: {"status": "ok" | "unavailable", "checks": {"database": "ok", ...}}.
+func Readiness(ctx context.Context, checks []ReadyCheck) (int, gin.H) {
+	results := make([]error, len(checks))
+	var wg sync.WaitGroup
+	for i, ch := range checks {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cctx, cancel := context.WithTimeout(ctx, readyCheckTimeout)
+			defer cancel()
+			results[i] = ch.Check(cctx)
+		}()
+	}
+	wg.Wait()
+	code, status := http.StatusOK, "ok"
+	states := gin.H{}
+	for i, ch := range checks {
+		states[ch.Name] = "ok"
+		if results[i] != nil {
+			states[ch.Name] = "unavailable"
+			if ch.Required {
+				code, status = http.StatusServiceUnavailable, "unavailable"
+			}
+		}
+	}
+	return code, gin.H{"status": status, "checks": states}
 }
 
 const requestIDKey = "streamhooks.requestID"

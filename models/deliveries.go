@@ -96,9 +96,15 @@ func DeliveryID(eventID, webhookID string) string {
 	return "msg_" + uuid.NewSHA1(deliveryNamespace, []byte(eventID+"\x00"+webhookID)).String()
 }
 
+// insertBatch bounds the rows of one INSERT: PostgreSQL takes at most
+// 65,535 parameters in a statement, and a delivery row has 13.
+const insertBatch = 1000
+
 // CreateDeliveries snapshots the active webhooks of the event's organization
-// and creates one pending delivery for each. Called again for the same event
-// it returns the deliveries made the first time.
+// and creates one pending delivery for each, owned by run's workflow, and
+// marks the event prepared, all in one transaction. Called again for the
+// same event it returns the deliveries made the first time, as they are
+// now. The result is ordered by id, the order DeliveryPage pages in.
 func (s *Store) CreateDeliveries(ctx context.Context, eventID string, run WorkflowRun) ([]Delivery, error) {
 	var out []Delivery
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
@@ -106,18 +112,12 @@ func (s *Store) CreateDeliveries(ctx context.Context, eventID string, run Workfl
 		if err != nil {
 			return err
 		}
-		if err := tx.Where("event_id = ?", eventID).Order("created_at, id").Find(&out).Error; err != nil {
-			return err
-		}
-		if len(out) > 0 {
-			return nil
+		if ev.PreparedAt != nil {
+			return tx.Where("event_id = ?", eventID).Order("id").Find(&out).Error
 		}
 		var hooks []Webhook
-		if err := tx.Where("organization_id = ? AND is_active", ev.OrganizationID).Order("created_at, id").Find(&hooks).Error; err != nil {
+		if err := tx.Select("id").Where("organization_id = ? AND is_active", ev.OrganizationID).Find(&hooks).Error; err != nil {
 			return err
-		}
-		if len(hooks) == 0 {
-			return nil
 		}
 		ts := now()
 		out = make([]Delivery, len(hooks))
@@ -128,14 +128,58 @@ func (s *Store) CreateDeliveries(ctx context.Context, eventID string, run Workfl
 				WorkflowID: run.WorkflowID, RunID: run.RunID,
 			}
 		}
-		// Same order as the re-read above: one created_at, so by id.
 		sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
-		return tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&out).Error
+		if len(out) > 0 {
+			if err := tx.Clauses(clause.OnConflict{DoNothing: true}).CreateInBatches(&out, insertBatch).Error; err != nil {
+				return err
+			}
+		}
+		return tx.Model(&AssetEvent{}).Where("id = ?", eventID).Update("prepared_at", ts).Error
 	})
 	if err != nil {
 		return nil, fmt.Errorf("create deliveries of event %s: %w", eventID, translate(err, "Event"))
 	}
 	return out, nil
+}
+
+// DeliveryPage returns the deliveries of an event in id order, from offset:
+// the batch of a fan-out that one child workflow drives. The set of an
+// event's deliveries never changes once created, so pages are stable.
+func (s *Store) DeliveryPage(ctx context.Context, eventID string, offset, limit int) ([]Delivery, error) {
+	var out []Delivery
+	if err := s.db.WithContext(ctx).Where("event_id = ?", eventID).Order("id").Offset(offset).Limit(limit).Find(&out).Error; err != nil {
+		return nil, fmt.Errorf("page deliveries of event %s: %w", eventID, translate(err, "Delivery"))
+	}
+	return out, nil
+}
+
+// OverdueDeliveries lists pending deliveries whose next attempt was due
+// before cutoff, the most overdue first: what the reconciler checks for a
+// live owning workflow.
+func (s *Store) OverdueDeliveries(ctx context.Context, cutoff time.Time, limit int) ([]Delivery, error) {
+	var out []Delivery
+	err := s.db.WithContext(ctx).Where("state = ? AND next_attempt_at < ?", DeliveryPending, cutoff.UTC()).
+		Order("next_attempt_at, id").Limit(limit).Find(&out).Error
+	if err != nil {
+		return nil, fmt.Errorf("list overdue deliveries: %w", translate(err, "Delivery"))
+	}
+	return out, nil
+}
+
+// TouchDeliveries pushes the next attempt of pending deliveries owned by
+// workflowID to at, so the reconciler does not resume them again while the
+// run it just started catches up.
+func (s *Store) TouchDeliveries(ctx context.Context, workflowID string, ids []string, at time.Time) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	err := s.db.WithContext(ctx).Model(&Delivery{}).
+		Where("id IN ? AND state = ? AND workflow_id = ?", ids, DeliveryPending, workflowID).
+		Update("next_attempt_at", at.UTC()).Error
+	if err != nil {
+		return fmt.Errorf("touch deliveries of %s: %w", workflowID, translate(err, "Delivery"))
+	}
+	return nil
 }
 
 // WorkflowRun identifies the Temporal run that drives a delivery.
@@ -351,7 +395,7 @@ func (s *Store) CreatePing(ctx context.Context, orgID, webhookID string, payload
 			return err
 		}
 		ts := now()
-		ev := AssetEvent{ID: "ping_" + uuid.NewString(), OrganizationID: orgID, Kind: EventPing, Payload: payload, ReceivedAt: ts, WorkflowStartedAt: &ts}
+		ev := AssetEvent{ID: "ping_" + uuid.NewString(), OrganizationID: orgID, Kind: EventPing, Payload: payload, ReceivedAt: ts, WorkflowStartedAt: &ts, PreparedAt: &ts}
 		if err := tx.Create(&ev).Error; err != nil {
 			return err
 		}

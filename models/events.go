@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"time"
+	"unicode/utf8"
 
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
@@ -21,6 +22,13 @@ type AssetEvent struct {
 	ReceivedAt        time.Time
 	WorkflowID        string
 	WorkflowStartedAt *time.Time
+	// The outbox: how often starting the workflow failed, when the next
+	// try is due, and why the last one failed.
+	StartAttempts  int
+	NextStartAt    *time.Time
+	LastStartError string
+	// PreparedAt is when the event's deliveries were created.
+	PreparedAt *time.Time
 }
 
 // TableName pins the table name.
@@ -40,6 +48,10 @@ func (s *Store) CreateEvent(ctx context.Context, ev *AssetEvent) (*AssetEvent, b
 	}
 	if ev.Kind == "" {
 		ev.Kind = EventAsset
+	}
+	if ev.WorkflowStartedAt == nil && ev.NextStartAt == nil {
+		due := ev.ReceivedAt
+		ev.NextStartAt = &due
 	}
 	res := s.db.WithContext(ctx).Clauses(clause.OnConflict{DoNothing: true}).Create(ev)
 	if res.Error != nil {
@@ -64,27 +76,76 @@ func (s *Store) GetEvent(ctx context.Context, id string) (*AssetEvent, error) {
 	return &ev, nil
 }
 
-// MarkEventStarted records that the event's workflow has been started, so the
-// relay no longer considers it.
-func (s *Store) MarkEventStarted(ctx context.Context, id string) error {
-	err := s.db.WithContext(ctx).Model(&AssetEvent{}).Where("id = ? AND workflow_started_at IS NULL", id).
-		Update("workflow_started_at", now()).Error
+// MarkEventsStarted records that the workflows of these events have been
+// started, so the outbox no longer offers them.
+func (s *Store) MarkEventsStarted(ctx context.Context, ids ...string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	err := s.db.WithContext(ctx).Model(&AssetEvent{}).Where("id IN ? AND workflow_started_at IS NULL", ids).
+		Updates(map[string]any{"workflow_started_at": now(), "next_start_at": nil, "last_start_error": ""}).Error
 	if err != nil {
-		return fmt.Errorf("mark event %s started: %w", id, translate(err, "Event"))
+		return fmt.Errorf("mark %d events started: %w", len(ids), translate(err, "Event"))
 	}
 	return nil
 }
 
-// UnstartedEvents lists events received before cutoff whose workflow start
-// was never confirmed: the outbox the relay drains after a crash between
-// commit and start.
-func (s *Store) UnstartedEvents(ctx context.Context, cutoff time.Time, limit int) ([]AssetEvent, error) {
+// SetEventWorkflowID replaces the stored workflow id of an event (one
+// stored before ids were made ASCII, which no start could use).
+func (s *Store) SetEventWorkflowID(ctx context.Context, id, workflowID string) error {
+	err := s.db.WithContext(ctx).Model(&AssetEvent{}).Where("id = ?", id).Update("workflow_id", workflowID).Error
+	if err != nil {
+		return fmt.Errorf("set workflow id of event %s: %w", id, translate(err, "Event"))
+	}
+	return nil
+}
+
+// DeferEventStart records a failed workflow start and when to try again,
+// so the event steps out of the way of the events behind it.
+func (s *Store) DeferEventStart(ctx context.Context, id string, next time.Time, reason string) error {
+	if len(reason) > 500 {
+		reason = truncateUTF8(reason, 500)
+	}
+	next = next.UTC()
+	err := s.db.WithContext(ctx).Model(&AssetEvent{}).Where("id = ? AND workflow_started_at IS NULL", id).
+		Updates(map[string]any{"start_attempts": gorm.Expr("start_attempts + 1"), "next_start_at": next, "last_start_error": reason}).Error
+	if err != nil {
+		return fmt.Errorf("defer start of event %s: %w", id, translate(err, "Event"))
+	}
+	return nil
+}
+
+// DueEvents lists unstarted events whose next start is due at or before
+// cutoff, the longest-waiting first: the outbox the dispatcher drains.
+func (s *Store) DueEvents(ctx context.Context, cutoff time.Time, limit int) ([]AssetEvent, error) {
 	var out []AssetEvent
 	err := s.db.WithContext(ctx).Omit("payload").
-		Where("workflow_started_at IS NULL AND received_at < ?", cutoff).
-		Order("received_at").Limit(limit).Find(&out).Error
+		Where("workflow_started_at IS NULL AND next_start_at <= ?", cutoff.UTC()).
+		Order("next_start_at, id").Limit(limit).Find(&out).Error
 	if err != nil {
-		return nil, fmt.Errorf("list unstarted events: %w", translate(err, "Event"))
+		return nil, fmt.Errorf("list due events: %w", translate(err, "Event"))
+	}
+	return out, nil
+}
+
+// UnstartedEvents counts events whose workflow has not been started (a
+// metrics gauge: the outbox backlog).
+func (s *Store) UnstartedEvents(ctx context.Context) (int64, error) {
+	var n int64
+	err := s.db.WithContext(ctx).Model(&AssetEvent{}).Where("workflow_started_at IS NULL").Count(&n).Error
+	return n, translate(err, "Event")
+}
+
+// UnpreparedEvents lists events started before cutoff whose deliveries were
+// never created: candidates for the reconciler, which resumes those whose
+// workflow is no longer running.
+func (s *Store) UnpreparedEvents(ctx context.Context, cutoff time.Time, limit int) ([]AssetEvent, error) {
+	var out []AssetEvent
+	err := s.db.WithContext(ctx).Omit("payload").
+		Where("prepared_at IS NULL AND workflow_started_at IS NOT NULL AND workflow_started_at < ?", cutoff.UTC()).
+		Order("workflow_started_at, id").Limit(limit).Find(&out).Error
+	if err != nil {
+		return nil, fmt.Errorf("list unprepared events: %w", translate(err, "Event"))
 	}
 	return out, nil
 }
@@ -97,4 +158,15 @@ func eventExists(tx *gorm.DB, id string) (*AssetEvent, error) {
 		return nil, translate(err, "Event")
 	}
 	return &ev, nil
+}
+
+// truncateUTF8 cuts s to at most n bytes on a character boundary.
+func truncateUTF8(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }

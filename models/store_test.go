@@ -253,14 +253,26 @@ func TestEventsAndDeliveries(t *testing.T) {
 			t.Fatalf("deleted webhook target: %+v, %v; want erased secret and deleted_at", target.Webhook, err)
 		}
 
-		if evs, err := s.UnstartedEvents(ctx, time.Now().Add(time.Second), 10); err != nil || len(evs) != 1 {
-			t.Fatalf("unstarted: got %d, %v; want 1", len(evs), err)
+		if evs, err := s.DueEvents(ctx, time.Now().Add(time.Second), 10); err != nil || len(evs) != 1 {
+			t.Fatalf("due: got %d, %v; want 1", len(evs), err)
 		}
-		if err := s.MarkEventStarted(ctx, "e1"); err != nil {
+		if err := s.DeferEventStart(ctx, "e1", time.Now().Add(time.Hour), "Temporal is away"); err != nil {
 			t.Fatal(err)
 		}
-		if evs, _ := s.UnstartedEvents(ctx, time.Now().Add(time.Second), 10); len(evs) != 0 {
-			t.Fatalf("unstarted after mark: %d, want 0", len(evs))
+		if evs, _ := s.DueEvents(ctx, time.Now().Add(time.Second), 10); len(evs) != 0 {
+			t.Fatalf("due after a deferred start: %d, want 0", len(evs))
+		}
+		if evs, _ := s.DueEvents(ctx, time.Now().Add(2*time.Hour), 10); len(evs) != 1 || evs[0].StartAttempts != 1 || evs[0].LastStartError != "Temporal is away" {
+			t.Fatalf("deferred event: %+v, want 1 start attempt and its error", evs)
+		}
+		if n, err := s.UnstartedEvents(ctx); err != nil || n != 1 {
+			t.Fatalf("unstarted: %d, %v; want 1", n, err)
+		}
+		if err := s.MarkEventsStarted(ctx, "e1"); err != nil {
+			t.Fatal(err)
+		}
+		if evs, _ := s.DueEvents(ctx, time.Now().Add(2*time.Hour), 10); len(evs) != 0 {
+			t.Fatalf("due after mark: %d, want 0", len(evs))
 		}
 	})
 }

@@ -8,7 +8,9 @@ import (
 	"database/sql"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -24,6 +26,7 @@ import (
 	"github.com/getkin/kin-openapi/routers/gorillamux"
 	_ "github.com/jackc/pgx/v5/stdlib" // "pgx" driver for the raw-row greps
 	"github.com/prometheus/client_golang/prometheus"
+	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/server/temporaltest"
@@ -33,11 +36,12 @@ import (
 	"github.com/streamhooks/streamhooks/api"
 	"github.com/streamhooks/streamhooks/models"
 	"github.com/streamhooks/streamhooks/models/modelstest"
+	"github.com/streamhooks/streamhooks/service"
 	"github.com/streamhooks/streamhooks/worker"
 	"github.com/streamhooks/streamhooks/workflows"
 )
 
-var update = flag.Bool("update", false, "write workflows/testdata/deliver_event_local_first.json from a real run")
+var update = flag.Bool("update", false, "write workflows/testdata/deliver_event_durable.json and redeliver_durable.json from a real run")
 
 // receiver is a loopback webhook endpoint that records every request,
 // verifies its signature against its secret and answers from a script.
@@ -147,7 +151,13 @@ func newStack(t *testing.T) *stack {
 		t.Fatal(err)
 	}
 	starter := &workflows.Starter{Client: c, SearchAttributes: true}
-	srv := httptest.NewServer(api.New(api.Config{Store: store, Workflows: starter, Attempter: acts, Registry: reg}))
+	// Notifications only: the outbox subtest scans with its own.
+	outbox := service.NewOutbox(store, starter, nil, reg)
+	outbox.ScanInterval = time.Hour
+	octx, stop := context.WithCancel(context.Background())
+	t.Cleanup(stop)
+	go outbox.Run(octx)
+	srv := httptest.NewServer(api.New(api.Config{Store: store, Workflows: starter, Outbox: outbox, Attempter: acts, Registry: reg}))
 	t.Cleanup(srv.Close)
 	return &stack{t: t, store: store, client: c, api: srv, token: modelstest.Org(t, store, "demo"), svc: modelstest.ServiceToken(t, store),
 		spec: loadSpec(t), dbURL: dbURL}
@@ -227,10 +237,19 @@ func (s *stack) wait(workflowID string) workflows.DeliverEventResult {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	var res workflows.DeliverEventResult
-	if err := s.client.GetWorkflow(ctx, workflowID, "").Get(ctx, &res); err != nil {
-		s.t.Fatalf("workflow %s: %v", workflowID, err)
+	for {
+		// The outbox starts an event's workflow a moment after the 202.
+		err := s.client.GetWorkflow(ctx, workflowID, "").Get(ctx, &res)
+		var nf *serviceerror.NotFound
+		if errors.As(err, &nf) && ctx.Err() == nil {
+			time.Sleep(20 * time.Millisecond)
+			continue
+		}
+		if err != nil {
+			s.t.Fatalf("workflow %s: %v", workflowID, err)
+		}
+		return res
 	}
-	return res
 }
 
 func TestEndToEnd(t *testing.T) {
@@ -321,7 +340,7 @@ func TestEndToEnd(t *testing.T) {
 			}
 		}
 		if *update {
-			if err := os.WriteFile("../workflows/testdata/deliver_event_local_first.json", []byte(history), 0o644); err != nil {
+			if err := os.WriteFile("../workflows/testdata/deliver_event_durable.json", []byte(history), 0o644); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -381,6 +400,11 @@ func TestEndToEnd(t *testing.T) {
 		}
 		if res := s.wait(workflows.RedeliveryID(hd, 2)); res.Succeeded != 1 {
 			t.Fatalf("redelivery result %+v", res)
+		}
+		if *update {
+			if err := os.WriteFile("../workflows/testdata/redeliver_durable.json", []byte(s.history(workflows.RedeliveryID(hd, 2))), 0o644); err != nil {
+				t.Fatal(err)
+			}
 		}
 		reqs := healthy.requests()
 		if len(reqs) != 2 || reqs[1].Get("webhook-id") != hd {
@@ -530,26 +554,76 @@ func TestEndToEnd(t *testing.T) {
 		}
 	})
 
-	t.Run("relay starts an event whose start was lost", func(t *testing.T) {
+	t.Run("outbox starts events whose start was lost, past a poisoned row", func(t *testing.T) {
 		late := newReceiver(t, "secret-late", func(int) int { return 200 })
 		s.createWebhook(late.srv.URL, late.secret)
-		ev := &models.AssetEvent{ID: "evt-crash", OrganizationID: "demo", AssetID: "vid_3", Payload: []byte(`{"id":"vid_3"}`),
-			WorkflowID: workflows.WorkflowID("evt-crash"), ReceivedAt: time.Now().Add(-time.Minute)}
-		if _, _, err := s.store.CreateEvent(context.Background(), ev); err != nil { // committed, never started
+		ctx := context.Background()
+		// The oldest row is poisoned: Temporal refuses its workflow id
+		// (over 1,000 bytes) on every start.
+		poison := &models.AssetEvent{ID: "evt-poison", OrganizationID: "demo", AssetID: "vid_p", Payload: []byte(`{"id":"vid_p"}`),
+			WorkflowID: "asset-event:" + strings.Repeat("p", 1200), ReceivedAt: time.Now().Add(-2 * time.Minute)}
+		if _, _, err := s.store.CreateEvent(ctx, poison); err != nil {
 			t.Fatal(err)
 		}
-		relay := &worker.Relay{Store: s.store, Starter: &workflows.Starter{Client: s.client}, MinAge: time.Second}
-		n, err := relay.Once(context.Background())
-		if err != nil || n != 1 {
-			t.Fatalf("relay: started %d, %v; want 1", n, err)
+		var good []string
+		for i := range 3 { // committed, never started (a crash between commit and start)
+			ev := &models.AssetEvent{ID: fmt.Sprintf("evt-crash-%d", i), OrganizationID: "demo", AssetID: "vid_3", Payload: []byte(`{"id":"vid_3"}`),
+				ReceivedAt: time.Now().Add(-time.Minute)}
+			ev.WorkflowID = workflows.WorkflowID(ev.ID)
+			if _, _, err := s.store.CreateEvent(ctx, ev); err != nil {
+				t.Fatal(err)
+			}
+			good = append(good, ev.WorkflowID)
 		}
-		if res := s.wait(ev.WorkflowID); res.Succeeded != 1 || len(late.requests()) != 1 {
-			t.Fatalf("result %+v with %d requests, want the late event delivered once", res, len(late.requests()))
+		reg := prometheus.NewRegistry()
+		ob := service.NewOutbox(s.store, &workflows.Starter{Client: s.client}, nil, reg)
+		ob.ScanInterval, ob.MinAge = 200*time.Millisecond, time.Second
+		octx, stop := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { defer close(done); ob.Run(octx) }()
+		for _, id := range good {
+			if res := s.wait(id); res.Succeeded != 1 {
+				t.Fatalf("%s: result %+v, want the late event delivered", id, res)
+			}
 		}
-		if n, _ := relay.Once(context.Background()); n != 0 {
-			t.Fatalf("second relay pass started %d, want 0", n)
+		stop()
+		<-done
+		if n := len(late.requests()); n != 3 {
+			t.Fatalf("late receiver got %d requests, want 3", n)
+		}
+		stored, err := s.store.GetEvent(ctx, poison.ID)
+		if err != nil || stored.WorkflowStartedAt != nil || stored.StartAttempts < 1 || stored.LastStartError == "" || stored.NextStartAt == nil || !stored.NextStartAt.After(time.Now()) {
+			t.Fatalf("poisoned row %+v, %v: want unstarted, deferred to the future with its error recorded", stored, err)
+		}
+		if n, _ := s.store.UnstartedEvents(ctx); n != 1 {
+			t.Fatalf("unstarted events %d, want only the poisoned one", n)
+		}
+		if f := failedStarts(t, reg); f < 1 {
+			t.Fatalf("streamhooks_event_starts_total{result=failed} = %v, want >= 1", f)
+		}
+		if err := s.store.MarkEventsStarted(ctx, poison.ID); err != nil { // out of the way of later tests
+			t.Fatal(err)
 		}
 	})
+}
+
+// failedStarts reads the outbox's failed-start counter from reg.
+func failedStarts(t *testing.T, reg *prometheus.Registry) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if mf.GetName() == "streamhooks_event_starts_total" && l.GetName() == "result" && l.GetValue() == "failed" {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return 0
 }
 
 // history returns a workflow's full history as protojson, one event per line.

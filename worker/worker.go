@@ -1,6 +1,5 @@
 // Package worker builds the Temporal worker that runs streamhooks workflows
-// and activities, and the relay that starts workflows of events whose start
-// was interrupted.
+// and activities.
 package worker
 
 import (
@@ -11,10 +10,22 @@ import (
 	"github.com/streamhooks/streamhooks/workflows"
 )
 
-// Options tune the worker; zero values take the SDK defaults.
+// Default slot counts. They bound a worker's memory whatever the fan-out:
+// an attempt holds at most the payload (1 MiB), a 64 KiB response body and
+// a connection, so 200 attempts in flight stay within about 250 MiB even
+// at the payload limit; everything beyond waits in Temporal's task queue,
+// not in the worker.
+const (
+	DefaultMaxConcurrentActivities      = 200
+	DefaultMaxConcurrentLocalActivities = 200
+)
+
+// Options tune the worker; zero values take the defaults above and the
+// SDK's.
 type Options struct {
 	TaskQueue                    string
 	MaxConcurrentActivities      int
+	MaxConcurrentLocalActivities int
 	MaxConcurrentWorkflowTasks   int
 	MaxConcurrentActivityPollers int
 	MaxConcurrentWorkflowPollers int
@@ -27,11 +38,18 @@ func New(c client.Client, acts *activities.Activities, opts Options) worker.Work
 	if tq == "" {
 		tq = workflows.TaskQueue
 	}
+	if opts.MaxConcurrentActivities <= 0 {
+		opts.MaxConcurrentActivities = DefaultMaxConcurrentActivities
+	}
+	if opts.MaxConcurrentLocalActivities <= 0 {
+		opts.MaxConcurrentLocalActivities = DefaultMaxConcurrentLocalActivities
+	}
 	w := worker.New(c, tq, worker.Options{
-		MaxConcurrentActivityExecutionSize:     opts.MaxConcurrentActivities,
-		MaxConcurrentWorkflowTaskExecutionSize: opts.MaxConcurrentWorkflowTasks,
-		MaxConcurrentActivityTaskPollers:       opts.MaxConcurrentActivityPollers,
-		MaxConcurrentWorkflowTaskPollers:       opts.MaxConcurrentWorkflowPollers,
+		MaxConcurrentActivityExecutionSize:      opts.MaxConcurrentActivities,
+		MaxConcurrentLocalActivityExecutionSize: opts.MaxConcurrentLocalActivities,
+		MaxConcurrentWorkflowTaskExecutionSize:  opts.MaxConcurrentWorkflowTasks,
+		MaxConcurrentActivityTaskPollers:        opts.MaxConcurrentActivityPollers,
+		MaxConcurrentWorkflowTaskPollers:        opts.MaxConcurrentWorkflowPollers,
 	})
 	Register(w, acts)
 	return w
@@ -42,5 +60,6 @@ func New(c client.Client, acts *activities.Activities, opts Options) worker.Work
 func Register(r worker.Registry, acts *activities.Activities) {
 	r.RegisterWorkflow(workflows.DeliverEvent)
 	r.RegisterWorkflow(workflows.Redeliver)
+	r.RegisterWorkflow(workflows.DeliverBatch)
 	r.RegisterActivity(acts)
 }

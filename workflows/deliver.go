@@ -1,11 +1,13 @@
 package workflows
 
 import (
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"strconv"
 	"time"
 
+	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/streamhooks/streamhooks/activities"
@@ -26,69 +28,123 @@ type DeliverEventResult struct {
 	Succeeded int
 	Failed    int
 	Cancelled int
+	// Released counts deliveries another workflow drives now (a manual
+	// redelivery took them over).
+	Released int
 }
 
 // DeliverEvent delivers one asset event to every active webhook of its
 // organization. Each delivery runs its own attempt loop in a workflow
 // goroutine, so a dead endpoint never delays a healthy one.
 //
-// Ordering per (webhook, asset) can be added by replacing the goroutine per
-// delivery with a signal to a per-(webhook, asset) entity workflow that runs
-// the same runDelivery loop serially.
+// Up to one batch of deliveries (batchSize) run in this workflow, first
+// attempts as local activities; a larger fan-out is split into child
+// workflows of one batch each (DeliverBatch), so no history outgrows
+// Temporal's limits and no payload grows with the number of webhooks.
+//
+// Nothing but an HTTP outcome ends a delivery: activity errors
+// (infrastructure) are retried without limit, so an outage of any length
+// delays deliveries and never loses them.
 func DeliverEvent(ctx workflow.Context, in DeliverEventInput) (DeliverEventResult, error) {
+	if workflow.GetVersion(ctx, durableFanout, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		return deliverEventV1(ctx, in)
+	}
 	var a *activities.Activities
 	var prep activities.PrepareResult
-	// Version 1 runs the hot path (the snapshot and each first attempt) as
-	// local activities: no task-queue round trips, several times the
-	// throughput (docs/benchmarks.md). Retries stay regular activities so
-	// operators see each one in Temporal UI.
-	local := workflow.GetVersion(ctx, localFirstAttempt, workflow.DefaultVersion, 1) == 1
-	prepare := activities.PrepareInput{EventID: in.EventID}
-	summary := "Snapshot the webhooks of " + in.OrganizationID
-	var fut workflow.Future
-	if local {
-		lctx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
-			StartToCloseTimeout: prepareTimeout, RetryPolicy: infraRetry, Summary: summary,
-		})
-		fut = workflow.ExecuteLocalActivity(lctx, a.PrepareDeliveries, prepare)
-	} else {
-		pctx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-			StartToCloseTimeout: prepareTimeout, RetryPolicy: infraRetry, Summary: summary,
-		})
-		fut = workflow.ExecuteActivity(pctx, a.PrepareDeliveries, prepare)
+	err := await(ctx, func(ctx workflow.Context) workflow.Future {
+		return workflow.ExecuteLocalActivity(localOptions(ctx, prepareTimeout, "Snapshot the webhooks of "+in.OrganizationID),
+			a.PrepareDeliveries, activities.PrepareInput{EventID: in.EventID, Inline: maxBatch})
+	}, &prep)
+	if err != nil {
+		// The event row is gone: there is nothing left to deliver.
+		workflow.GetLogger(ctx).Error("event not found", "eventID", in.EventID, "error", err)
+		return DeliverEventResult{}, nil
 	}
-	if err := fut.Get(ctx, &prep); err != nil {
-		return DeliverEventResult{}, fmt.Errorf("prepare deliveries of event %s: %w", in.EventID, err)
+	owner := workflow.GetInfo(ctx).WorkflowExecution.ID
+	batch := batchSize(prep.Schedule)
+	if prep.Total <= batch && len(prep.Deliveries) == prep.Total {
+		return runAll(ctx, plan{prep: prep, owner: owner, localFirst: true}, prep.Deliveries), nil
 	}
 
-	states := make([]string, len(prep.Deliveries))
+	n := (prep.Total + batch - 1) / batch
+	results := make([]DeliverEventResult, n)
 	wg := workflow.NewWaitGroup(ctx)
-	for i, d := range prep.Deliveries {
+	for b := range n {
 		wg.Add(1)
+		bin := DeliverBatchInput{
+			EventID: in.EventID, OrganizationID: in.OrganizationID, Owner: owner,
+			Offset: b * batch, Limit: batch, Schedule: prep.Schedule, AttemptTimeout: prep.AttemptTimeout,
+		}
 		workflow.Go(ctx, func(ctx workflow.Context) {
 			defer wg.Done()
-			states[i] = runDelivery(ctx, prep, d, local)
+			results[b] = runBatch(ctx, bin, prep.Total)
 		})
 	}
 	wg.Wait(ctx)
-
 	var res DeliverEventResult
-	for _, s := range states {
-		res.add(s)
+	for _, r := range results {
+		res.Succeeded += r.Succeeded
+		res.Failed += r.Failed
+		res.Cancelled += r.Cancelled
+		res.Released += r.Released
 	}
 	return res, nil
 }
 
-// add counts one delivery's final state.
-func (r *DeliverEventResult) add(state string) {
-	switch state {
-	case models.DeliverySucceeded:
-		r.Succeeded++
-	case models.DeliveryCancelled:
-		r.Cancelled++
-	default:
-		r.Failed++
+// runBatch runs one child workflow of a fan-out until it completes. A
+// child that ends otherwise (terminated by an operator, say) is started
+// again: its deliveries are still owned by this workflow.
+func runBatch(ctx workflow.Context, in DeliverBatchInput, total int) DeliverEventResult {
+	cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
+		WorkflowID:    BatchWorkflowID(in.Owner, in.Offset/in.Limit),
+		StaticSummary: fmt.Sprintf("Deliveries %d–%d of %d for event %s", in.Offset+1, min(in.Offset+in.Limit, total), total, in.EventID),
+	})
+	for {
+		var r DeliverEventResult
+		err := workflow.ExecuteChildWorkflow(cctx, DeliverBatch, in).Get(ctx, &r)
+		if err == nil {
+			return r
+		}
+		if temporal.IsCanceledError(err) || ctx.Err() != nil {
+			return r
+		}
+		workflow.GetLogger(ctx).Warn("delivery batch ended early; starting it again", "offset", in.Offset, "error", err)
+		if workflow.Sleep(ctx, infraPause) != nil {
+			return r
+		}
 	}
+}
+
+// DeliverBatchInput is one batch of a fan-out: a page of the event's
+// deliveries and the settings the parent read once.
+type DeliverBatchInput struct {
+	EventID        string
+	OrganizationID string
+	// Owner is the event workflow's id, which owns the deliveries.
+	Owner          string
+	Offset         int
+	Limit          int
+	Schedule       []time.Duration
+	AttemptTimeout time.Duration
+}
+
+// DeliverBatch drives one page of a large fan-out (a child of
+// DeliverEvent). Its attempts are regular activities: they queue in the
+// task queue, not in a worker's memory, and leave the workers' local
+// activity slots to the first attempts of small events, which therefore
+// never wait behind a large fan-out.
+func DeliverBatch(ctx workflow.Context, in DeliverBatchInput) (DeliverEventResult, error) {
+	var a *activities.Activities
+	var refs []activities.DeliveryRef
+	err := await(ctx, func(ctx workflow.Context) workflow.Future {
+		return workflow.ExecuteActivity(activityOptions(ctx, prepareTimeout, "Load deliveries of "+in.EventID),
+			a.LoadBatch, activities.BatchInput{EventID: in.EventID, Offset: in.Offset, Limit: in.Limit})
+	}, &refs)
+	if err != nil {
+		return DeliverEventResult{}, nil // the event is gone
+	}
+	prep := activities.PrepareResult{Total: len(refs), Schedule: in.Schedule, AttemptTimeout: in.AttemptTimeout}
+	return runAll(ctx, plan{prep: prep, owner: in.Owner, lowPriority: true}, refs), nil
 }
 
 // RedeliverInput names the delivery a customer asked to send again.
@@ -100,50 +156,108 @@ type RedeliverInput struct {
 // Redeliver runs a new attempt sequence for one finished delivery, with the
 // same delivery id (webhook-id) and attempts recorded as manual.
 func Redeliver(ctx workflow.Context, in RedeliverInput) (DeliverEventResult, error) {
+	if workflow.GetVersion(ctx, durableFanout, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		return redeliverV1(ctx, in)
+	}
 	var a *activities.Activities
 	var prep activities.PrepareResult
-	pctx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: prepareTimeout, RetryPolicy: infraRetry, Summary: "Plan the redelivery of " + in.DeliveryID,
-	})
-	if err := workflow.ExecuteActivity(pctx, a.PrepareRedelivery, activities.RedeliveryInput{DeliveryID: in.DeliveryID}).Get(ctx, &prep); err != nil {
-		return DeliverEventResult{}, fmt.Errorf("prepare redelivery of %s: %w", in.DeliveryID, err)
+	err := await(ctx, func(ctx workflow.Context) workflow.Future {
+		return workflow.ExecuteActivity(activityOptions(ctx, prepareTimeout, "Plan the redelivery of "+in.DeliveryID),
+			a.PrepareRedelivery, activities.RedeliveryInput{DeliveryID: in.DeliveryID})
+	}, &prep)
+	if err != nil {
+		return DeliverEventResult{}, nil // the delivery is gone
 	}
+	return runAll(ctx, plan{prep: prep, owner: workflow.GetInfo(ctx).WorkflowExecution.ID}, prep.Deliveries), nil
+}
+
+// plan is how runAll runs a set of deliveries.
+type plan struct {
+	prep  activities.PrepareResult
+	owner string // the workflow id that must own each delivery
+	// localFirst runs each first attempt as a local activity.
+	localFirst bool
+	// lowPriority queues the attempts behind other work (fan-out batches).
+	lowPriority bool
+}
+
+// runAll runs every delivery in its own goroutine and counts how they ended.
+func runAll(ctx workflow.Context, p plan, refs []activities.DeliveryRef) DeliverEventResult {
+	states := make([]string, len(refs))
+	wg := workflow.NewWaitGroup(ctx)
+	for i, d := range refs {
+		wg.Add(1)
+		workflow.Go(ctx, func(ctx workflow.Context) {
+			defer wg.Done()
+			states[i] = runDelivery(ctx, p, d)
+		})
+	}
+	wg.Wait(ctx)
 	var res DeliverEventResult
-	for _, d := range prep.Deliveries {
-		res.add(runDelivery(ctx, prep, d, false))
+	for _, s := range states {
+		res.add(s)
 	}
-	return res, nil
+	return res
+}
+
+// released is runDelivery's final state for a delivery another workflow
+// drives now.
+const released = "released"
+
+// add counts one delivery's final state.
+func (r *DeliverEventResult) add(state string) {
+	switch state {
+	case models.DeliverySucceeded:
+		r.Succeeded++
+	case models.DeliveryCancelled:
+		r.Cancelled++
+	case released:
+		r.Released++
+	default:
+		r.Failed++
+	}
 }
 
 // runDelivery makes the attempts of one delivery on the retry schedule and
 // returns its final state. Waits are durable timers: a worker restart
-// resumes the schedule where it was.
-// With localFirst the first attempt is a local activity.
-func runDelivery(ctx workflow.Context, prep activities.PrepareResult, d activities.DeliveryRef, localFirst bool) string {
+// resumes the schedule where it was. A delivery resumed by a new run
+// starts after the attempts it already had, no earlier than planned.
+func runDelivery(ctx workflow.Context, p plan, d activities.DeliveryRef) string {
+	if d.State != "" && d.State != models.DeliveryPending {
+		return d.State
+	}
+	if wait := d.NotBefore.Sub(workflow.Now(ctx)); !d.NotBefore.IsZero() && wait > 0 {
+		if workflow.NewTimerWithOptions(ctx, wait, workflow.TimerOptions{Summary: "Resume " + d.Host + " when its retry is due"}).Get(ctx, nil) != nil {
+			return models.DeliveryCancelled
+		}
+	}
 	var a *activities.Activities
+	schedule := p.prep.Schedule[min(d.ScheduleStart, len(p.prep.Schedule)):]
 	first := max(d.FirstAttempt, 1)
 	for attempt := first; ; attempt++ {
-		k := attempt - first // index into the schedule
-		final := k >= len(prep.Schedule)
+		k := attempt - first // index into the remaining schedule
+		final := k >= len(schedule)
 		var delay time.Duration
 		if !final {
-			delay = jitter(prep.Schedule[k], d.ID, attempt)
+			delay = jitter(schedule[k], d.ID, attempt)
 		}
-		var res activities.AttemptResult
-		in := activities.AttemptInput{DeliveryID: d.ID, Attempt: attempt, Final: final, NextDelay: delay, Manual: d.Manual}
+		in := activities.AttemptInput{DeliveryID: d.ID, Attempt: attempt, Final: final, NextDelay: delay, Manual: d.Manual, Owner: p.owner}
 		summary := fmt.Sprintf("POST %s (attempt %d)", d.Host, attempt)
-		var fut workflow.Future
-		if localFirst && attempt == first {
-			fut = workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
-				StartToCloseTimeout: prep.AttemptTimeout + attemptRecordMargin, RetryPolicy: infraRetry, Summary: summary,
-			}), a.AttemptDelivery, in)
-		} else {
-			fut = workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-				StartToCloseTimeout: prep.AttemptTimeout + attemptRecordMargin, RetryPolicy: infraRetry, Summary: summary,
-			}), a.AttemptDelivery, in)
-		}
-		if err := fut.Get(ctx, &res); err != nil {
-			// Only a non-retryable error gets here: the delivery row is gone.
+		timeout := p.prep.AttemptTimeout + attemptRecordMargin
+		local := p.localFirst && attempt == first
+		var res activities.AttemptResult
+		err := await(ctx, func(ctx workflow.Context) workflow.Future {
+			if local {
+				return workflow.ExecuteLocalActivity(localOptions(ctx, timeout, summary), a.AttemptDelivery, in)
+			}
+			actx := activityOptions(ctx, timeout, summary)
+			if p.lowPriority {
+				actx = withLowPriority(actx)
+			}
+			return workflow.ExecuteActivity(actx, a.AttemptDelivery, in)
+		}, &res)
+		if err != nil {
+			// Only a missing row or a cancelled workflow gets here.
 			workflow.GetLogger(ctx).Error("delivery attempt failed permanently", "deliveryID", d.ID, "attempt", attempt, "error", err)
 			return models.DeliveryFailed
 		}
@@ -154,17 +268,55 @@ func runDelivery(ctx workflow.Context, prep activities.PrepareResult, d activiti
 			return models.DeliveryCancelled
 		case activities.OutcomeFailed:
 			return models.DeliveryFailed
+		case activities.OutcomeReleased:
+			return released
 		}
 		if final {
 			return models.DeliveryFailed
 		}
 		wait := max(delay, res.RetryAfter)
-		summary = fmt.Sprintf("Retry %s after %s (attempt %d of %d)", d.Host, outcomeText(res), attempt+1, first+len(prep.Schedule))
+		summary = fmt.Sprintf("Retry %s after %s (attempt %d of %d)", d.Host, outcomeText(res), attempt+1, first+len(schedule))
 		if err := workflow.NewTimerWithOptions(ctx, wait, workflow.TimerOptions{Summary: summary}).Get(ctx, nil); err != nil {
 			return models.DeliveryCancelled // the workflow itself was cancelled
 		}
 	}
 }
+
+// await runs an activity until it succeeds. The retry policy already
+// retries infrastructure errors without limit; this loop is the second
+// line: should the activity still end in an error that is neither "not
+// found" nor a cancellation (a timeout the SDK imposed, say), it waits and
+// starts the activity again instead of ending the delivery.
+func await(ctx workflow.Context, start func(workflow.Context) workflow.Future, out any) error {
+	for {
+		err := start(ctx).Get(ctx, out)
+		if err == nil || isNotFound(err) || temporal.IsCanceledError(err) || ctx.Err() != nil {
+			return err
+		}
+		workflow.GetLogger(ctx).Warn("activity ended with an infrastructure error; starting it again", "error", err)
+		if err := workflow.Sleep(ctx, infraPause); err != nil {
+			return err
+		}
+	}
+}
+
+// isNotFound reports the non-retryable error of a missing row.
+func isNotFound(err error) bool {
+	var app *temporal.ApplicationError
+	return errors.As(err, &app) && app.Type() == activities.ErrTypeNotFound
+}
+
+// batchSize is how many deliveries one workflow drives, so its history
+// stays far below Temporal's 51,200-event limit however long the retry
+// schedule: each attempt costs at most eventsPerAttempt events.
+func batchSize(schedule []time.Duration) int {
+	attempts := len(schedule) + 1
+	return min(max(historyBudget/(eventsPerAttempt*attempts), minBatch), maxBatch)
+}
+
+// BatchWorkflowID is the id of batch b of the fan-out of the event
+// workflow owner.
+func BatchWorkflowID(owner string, b int) string { return owner + "/batch-" + strconv.Itoa(b) }
 
 // outcomeText renders a failed attempt for summaries: "503" or "timeout".
 func outcomeText(r activities.AttemptResult) string {

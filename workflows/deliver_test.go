@@ -2,6 +2,8 @@ package workflows_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -33,8 +35,8 @@ func run(t *testing.T, ids []string, answer func(in activities.AttemptInput) act
 	for i, id := range ids {
 		refs[i] = activities.DeliveryRef{ID: id, WebhookID: "w-" + id, Host: id + ".example"}
 	}
-	env.OnActivity("PrepareDeliveries", mock.Anything, activities.PrepareInput{EventID: "e1"}).
-		Return(activities.PrepareResult{Deliveries: refs, Schedule: schedule, AttemptTimeout: 15 * time.Second}, nil)
+	env.OnActivity("PrepareDeliveries", mock.Anything, activities.PrepareInput{EventID: "e1", Inline: 100}).
+		Return(activities.PrepareResult{Total: len(refs), Deliveries: refs, Schedule: schedule, AttemptTimeout: 15 * time.Second}, nil)
 	var mu sync.Mutex
 	calls := map[string][]call{}
 	env.OnActivity("AttemptDelivery", mock.Anything, mock.Anything).Return(
@@ -184,5 +186,151 @@ func TestDeliverEvent(t *testing.T) {
 				tt.check(t, calls, start)
 			}
 		})
+	}
+}
+
+// TestInfrastructureErrorsNeverEndADelivery: the snapshot and the attempts
+// fail with infrastructure errors (database down) for longer than any
+// timeout, local and regular; the workflow neither fails nor gives up.
+func TestInfrastructureErrorsNeverEndADelivery(t *testing.T) {
+	var ts testsuite.WorkflowTestSuite
+	env := ts.NewTestWorkflowEnvironment()
+	env.RegisterActivity(&activities.Activities{})
+	start := env.Now()
+	outage := 3 * time.Hour
+	down := errors.New("The database is unavailable.")
+	var prepares, attempts int
+	env.OnActivity("PrepareDeliveries", mock.Anything, mock.Anything).Return(
+		func(context.Context, activities.PrepareInput) (activities.PrepareResult, error) {
+			prepares++
+			if env.Now().Sub(start) < outage {
+				return activities.PrepareResult{}, down
+			}
+			return activities.PrepareResult{Total: 1, Deliveries: []activities.DeliveryRef{{ID: "d1"}}, Schedule: schedule, AttemptTimeout: time.Second}, nil
+		})
+	env.OnActivity("AttemptDelivery", mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.AttemptInput) (activities.AttemptResult, error) {
+			attempts++
+			if env.Now().Sub(start) < 2*outage {
+				return activities.AttemptResult{}, down
+			}
+			return result(activities.OutcomeDelivered), nil
+		})
+	env.ExecuteWorkflow(workflows.DeliverEvent, workflows.DeliverEventInput{EventID: "e1", OrganizationID: "org"})
+	if !env.IsWorkflowCompleted() || env.GetWorkflowError() != nil {
+		t.Fatalf("workflow: completed %v, error %v; want completed without error", env.IsWorkflowCompleted(), env.GetWorkflowError())
+	}
+	var res workflows.DeliverEventResult
+	if err := env.GetWorkflowResult(&res); err != nil || res != (workflows.DeliverEventResult{Succeeded: 1}) {
+		t.Fatalf("result %+v, %v; want 1 succeeded", res, err)
+	}
+	if prepares < 10 || attempts < 10 {
+		t.Fatalf("prepares %d, attempts %d: want each retried through the outage (>= 10)", prepares, attempts)
+	}
+}
+
+// TestFanoutInBatches: above one batch the event runs child workflows of
+// at most 100 deliveries, each loading its own page, every delivery
+// attempted once and fenced by the event workflow's id.
+func TestFanoutInBatches(t *testing.T) {
+	var ts testsuite.WorkflowTestSuite
+	env := ts.NewTestWorkflowEnvironment()
+	env.RegisterActivity(&activities.Activities{})
+	env.RegisterWorkflow(workflows.DeliverBatch)
+	const total = 250
+	ids := make([]string, total)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("d%03d", i)
+	}
+	env.OnActivity("PrepareDeliveries", mock.Anything, mock.Anything).
+		Return(activities.PrepareResult{Total: total, Schedule: schedule, AttemptTimeout: time.Second}, nil)
+	var mu sync.Mutex
+	pages := map[int]int{}
+	env.OnActivity("LoadBatch", mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.BatchInput) ([]activities.DeliveryRef, error) {
+			mu.Lock()
+			pages[in.Offset] = in.Limit
+			mu.Unlock()
+			var out []activities.DeliveryRef
+			for _, id := range ids[in.Offset:min(in.Offset+in.Limit, total)] {
+				out = append(out, activities.DeliveryRef{ID: id})
+			}
+			return out, nil
+		})
+	seen := map[string]int{}
+	owners := map[string]bool{}
+	env.OnActivity("AttemptDelivery", mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.AttemptInput) (activities.AttemptResult, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			seen[in.DeliveryID]++
+			owners[in.Owner] = true
+			return result(activities.OutcomeDelivered), nil
+		})
+	env.ExecuteWorkflow(workflows.DeliverEvent, workflows.DeliverEventInput{EventID: "e1", OrganizationID: "org"})
+	var res workflows.DeliverEventResult
+	if err := env.GetWorkflowResult(&res); err != nil || res.Succeeded != total {
+		t.Fatalf("result %+v, %v; want %d succeeded", res, err, total)
+	}
+	if len(pages) != 3 || pages[0] != 100 || pages[100] != 100 || pages[200] != 100 {
+		t.Fatalf("pages loaded %v, want offsets 0, 100, 200 of 100", pages)
+	}
+	for _, id := range ids {
+		if seen[id] != 1 {
+			t.Fatalf("%s attempted %d times, want 1", id, seen[id])
+		}
+	}
+	if len(owners) != 1 || owners[""] {
+		t.Fatalf("owners %v, want the one event workflow id", owners)
+	}
+}
+
+// TestResumedAndReleasedDeliveries: a resumed delivery continues after
+// its attempts, no earlier than planned, on the rest of the schedule; a
+// delivery another workflow took over is released; a finished one is not
+// attempted.
+func TestResumedAndReleasedDeliveries(t *testing.T) {
+	var ts testsuite.WorkflowTestSuite
+	env := ts.NewTestWorkflowEnvironment()
+	env.RegisterActivity(&activities.Activities{})
+	start := env.Now()
+	refs := []activities.DeliveryRef{
+		{ID: "resumed", FirstAttempt: 3, ScheduleStart: 2, NotBefore: start.Add(time.Hour)},
+		{ID: "taken"},
+		{ID: "done", State: "succeeded"},
+	}
+	env.OnActivity("PrepareDeliveries", mock.Anything, mock.Anything).
+		Return(activities.PrepareResult{Total: 3, Deliveries: refs, Schedule: schedule, AttemptTimeout: time.Second}, nil)
+	var calls []call
+	env.OnActivity("AttemptDelivery", mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.AttemptInput) (activities.AttemptResult, error) {
+			calls = append(calls, call{in: in, at: env.Now()})
+			if in.DeliveryID == "taken" {
+				return result(activities.OutcomeReleased), nil
+			}
+			return result(activities.OutcomeRetry), nil
+		})
+	env.ExecuteWorkflow(workflows.DeliverEvent, workflows.DeliverEventInput{EventID: "e1", OrganizationID: "org"})
+	var res workflows.DeliverEventResult
+	if err := env.GetWorkflowResult(&res); err != nil || res != (workflows.DeliverEventResult{Succeeded: 1, Failed: 1, Released: 1}) {
+		t.Fatalf("result %+v, %v; want 1 succeeded (done), 1 failed (resumed), 1 released", res, err)
+	}
+	var resumed []call
+	for _, c := range calls {
+		if c.in.DeliveryID == "done" {
+			t.Fatal("a finished delivery was attempted")
+		}
+		if c.in.DeliveryID == "resumed" {
+			resumed = append(resumed, c)
+		}
+	}
+	if len(resumed) != 2 || resumed[0].in.Attempt != 3 || resumed[1].in.Attempt != 4 || !resumed[1].in.Final || resumed[0].in.Final {
+		t.Fatalf("resumed attempts %+v, want 3 then final 4 (one wait left of three)", resumed)
+	}
+	if at := resumed[0].at.Sub(start); at < time.Hour {
+		t.Fatalf("resumed delivery attempted after %v, want no earlier than its planned 1h", at)
+	}
+	if gap := resumed[1].at.Sub(resumed[0].at); gap < 24*time.Minute || gap > 36*time.Minute {
+		t.Fatalf("wait between resumed attempts %v, want the schedule's third wait (30m ±20%%)", gap)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
 
 	"github.com/streamhooks/streamhooks/activities"
 )
@@ -19,7 +20,25 @@ const TaskQueue = "streamhooks-deliveries"
 const (
 	prepareTimeout      = 30 * time.Second
 	attemptRecordMargin = 10 * time.Second
-	finishTimeout       = 30 * time.Second
+	// untilDone is the schedule-to-close timeout of local activities. The
+	// SDK gives a local activity without one a schedule-to-close equal to
+	// its start-to-close, which ended "retry forever" after one attempt's
+	// time (issue 11). Ten years is "until the infrastructure is back".
+	untilDone = 10 * 365 * 24 * time.Hour
+	// infraPause is the wait before await starts an activity again.
+	infraPause = time.Minute
+)
+
+// History bounds of a fan-out. One attempt costs at most eventsPerAttempt
+// history events (activity scheduled/started/completed, timer
+// started/fired, and the workflow tasks they wake), so a workflow driving
+// batchSize deliveries stays within historyBudget events, well under
+// Temporal's 51,200-event limit, for any schedule of up to 50 retries.
+const (
+	historyBudget    = 20000
+	eventsPerAttempt = 11
+	minBatch         = 10
+	maxBatch         = 100
 )
 
 // infraRetry retries activity errors, which only ever mean the database or
@@ -33,9 +52,40 @@ var infraRetry = &temporal.RetryPolicy{
 	NonRetryableErrorTypes: []string{activities.ErrTypeNotFound},
 }
 
+// lowPriority is the task-queue priority of fan-out batch attempts (1 is
+// the highest, 3 the default, 5 the lowest): a small event's retries are
+// dispatched before a large fan-out's backlog.
+const lowPriority = 4
+
+// localOptions are the options of every local activity: retried without
+// limit on infrastructure errors.
+func localOptions(ctx workflow.Context, startToClose time.Duration, summary string) workflow.Context {
+	return workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
+		ScheduleToCloseTimeout: untilDone, StartToCloseTimeout: startToClose, RetryPolicy: infraRetry, Summary: summary,
+	})
+}
+
+// activityOptions are the options of every regular activity: no
+// schedule-to-close limit, retried without limit on infrastructure errors.
+func activityOptions(ctx workflow.Context, startToClose time.Duration, summary string) workflow.Context {
+	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: startToClose, RetryPolicy: infraRetry, Summary: summary,
+	})
+}
+
+// withLowPriority queues the context's activities at lowPriority.
+func withLowPriority(ctx workflow.Context) workflow.Context {
+	return workflow.WithPriority(ctx, temporal.Priority{PriorityKey: lowPriority})
+}
+
 // localFirstAttempt is the change id (workflow.GetVersion) of running the
 // snapshot and first attempts as local activities.
 const localFirstAttempt = "local-first-attempt"
+
+// durableFanout is the change id of the issue-11 delivery path: fan-out in
+// batch child workflows, attempts fenced by the owning workflow, resumed
+// deliveries, and activities that never give up.
+const durableFanout = "durable-fanout"
 
 // jitterFraction is the ±share of each scheduled wait that is randomised,
 // so retries of many deliveries do not hit an endpoint in lock-step.

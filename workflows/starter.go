@@ -2,9 +2,13 @@ package workflows
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"net/url"
 	"strconv"
+	"strings"
 
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/operatorservice/v1"
@@ -70,6 +74,26 @@ func RedeliveryID(deliveryID string, firstAttempt int) string {
 	return "redeliver:" + deliveryID + ":" + strconv.Itoa(firstAttempt)
 }
 
+// IsRedeliveryOf reports whether workflowID is a redelivery of deliveryID.
+func IsRedeliveryOf(workflowID, deliveryID string) bool {
+	return strings.HasPrefix(workflowID, "redeliver:"+deliveryID+":")
+}
+
+// Running reports whether the workflow's current run is still running. A
+// workflow Temporal does not know (never started, or deleted by
+// retention) is not running.
+func (s *Starter) Running(ctx context.Context, workflowID string) (bool, error) {
+	resp, err := s.Client.DescribeWorkflowExecution(ctx, workflowID, "")
+	var nf *serviceerror.NotFound
+	if errors.As(err, &nf) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("describe workflow %s: %w", workflowID, err)
+	}
+	return resp.GetWorkflowExecutionInfo().GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING, nil
+}
+
 // RedeliveryStart describes a redelivery to start.
 type RedeliveryStart struct {
 	WorkflowID     string
@@ -78,6 +102,9 @@ type RedeliveryStart struct {
 	OrganizationID string
 	AssetID        string
 	AssetStatus    string
+	// Resume starts a new run of a closed redelivery that left its
+	// delivery pending (the reconciler).
+	Resume bool
 }
 
 // StartRedelivery starts a Redeliver workflow and returns its run.
@@ -92,6 +119,9 @@ func (s *Starter) StartRedelivery(ctx context.Context, r RedeliveryStart) (model
 		opts.TypedSearchAttributes = temporal.NewSearchAttributes(
 			OrganizationIDKey.ValueSet(r.OrganizationID), AssetIDKey.ValueSet(r.AssetID),
 			AssetStatusKey.ValueSet(r.AssetStatus), WebhookIDKey.ValueSet(r.WebhookID))
+	}
+	if r.Resume {
+		opts.WorkflowIDReusePolicy = enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE
 	}
 	run, err := s.Client.ExecuteWorkflow(ctx, opts, Redeliver, RedeliverInput{DeliveryID: r.DeliveryID, OrganizationID: r.OrganizationID})
 	if err != nil {
@@ -111,17 +141,67 @@ func (s *Starter) taskQueue() string {
 // (or a retried start) collapses onto one workflow.
 func (s *Starter) WorkflowID(eventID string) string { return WorkflowID(eventID) }
 
-// WorkflowID is the id of the workflow that delivers an event.
-func WorkflowID(eventID string) string { return "asset-event:" + eventID }
+// WorkflowID is the id of the workflow that delivers an event. Temporal
+// carries workflow ids in gRPC headers, which take printable ASCII only, so
+// an id with anything else (accents, CJK, emoji, right-to-left text) is
+// derived: "asset-event-u:" and the id percent-encoded, cut at
+// maxReadableID characters with a hash of the whole id, so distinct event
+// ids never share a workflow. ASCII ids keep "asset-event:<id>", the form
+// every released version used.
+func WorkflowID(eventID string) string {
+	if printableASCII(eventID) {
+		return "asset-event:" + eventID
+	}
+	enc := url.PathEscape(eventID)
+	if len(enc) > maxReadableID {
+		cut := maxReadableID
+		if i := strings.LastIndexByte(enc[:cut], '%'); i >= cut-2 {
+			cut = i // never split a %XX escape
+		}
+		sum := sha256.Sum256([]byte(eventID))
+		enc = enc[:cut] + "~" + hex.EncodeToString(sum[:12])
+	}
+	return "asset-event-u:" + enc
+}
+
+// maxReadableID bounds the readable part of a derived workflow id (Temporal
+// refuses ids over 1,000 bytes).
+const maxReadableID = 400
+
+// printableASCII reports whether s is non-empty printable ASCII, all a
+// gRPC header value may hold.
+func printableASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// ValidWorkflowID reports whether id can travel as a workflow id: a row
+// stored before ids were derived may hold one that cannot.
+func ValidWorkflowID(id string) bool { return printableASCII(id) }
 
 // StartEvent starts the event's workflow. Starting an event whose workflow
 // exists already, running or closed, is a success: the id policies make the
 // start idempotent.
 func (s *Starter) StartEvent(ctx context.Context, ev *models.AssetEvent) error {
+	return s.startEvent(ctx, ev, enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE)
+}
+
+// ResumeEvent starts a new run of the event's workflow, whose previous run
+// has closed while deliveries were left to do (the reconciler). A running
+// workflow is left alone: the conflict policy uses it.
+func (s *Starter) ResumeEvent(ctx context.Context, ev *models.AssetEvent) error {
+	return s.startEvent(ctx, ev, enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE)
+}
+
+func (s *Starter) startEvent(ctx context.Context, ev *models.AssetEvent, reuse enumspb.WorkflowIdReusePolicy) error {
 	opts := client.StartWorkflowOptions{
 		ID:                       ev.WorkflowID,
 		TaskQueue:                s.taskQueue(),
-		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
+		WorkflowIDReusePolicy:    reuse,
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
 		Memo: map[string]any{
 			"OrganizationId": ev.OrganizationID, "AssetId": ev.AssetID, "AssetStatus": ev.AssetStatus,

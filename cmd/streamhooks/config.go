@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/streamhooks/streamhooks/activities"
+	"github.com/streamhooks/streamhooks/service"
 	"github.com/streamhooks/streamhooks/workflows"
 
 	"github.com/streamhooks/streamhooks/models"
@@ -31,6 +32,8 @@ const (
 	envMetricsAddr       = "STREAMHOOKS_METRICS_ADDR"
 	envTaskQueue         = "STREAMHOOKS_TASK_QUEUE"
 	envSecretKey         = "STREAMHOOKS_SECRET_KEY"
+	envReconcileInterval = "STREAMHOOKS_RECONCILE_INTERVAL"
+	envReconcileGrace    = "STREAMHOOKS_RECONCILE_GRACE"
 )
 
 // defaultDataDir is where the dev mode keeps its databases.
@@ -53,6 +56,33 @@ type config struct {
 	MetricsAddr       string
 	TaskQueue         string
 	SecretKey         string
+	ReconcileInterval string // parsed by reconcile()
+	ReconcileGrace    string
+}
+
+// reconcileConfig is the validated reconciler settings of a worker.
+type reconcileConfig struct {
+	Interval time.Duration
+	Grace    time.Duration
+}
+
+// reconcile parses the reconciler settings (defaults when unset).
+func (c *config) reconcile() (reconcileConfig, error) {
+	r := reconcileConfig{Interval: service.DefaultReconcileInterval, Grace: service.DefaultGrace}
+	for _, v := range []struct {
+		name, raw string
+		dst       *time.Duration
+	}{{envReconcileInterval, c.ReconcileInterval, &r.Interval}, {envReconcileGrace, c.ReconcileGrace, &r.Grace}} {
+		if v.raw == "" {
+			continue
+		}
+		d, err := time.ParseDuration(v.raw)
+		if err != nil || d < 100*time.Millisecond || d > 24*time.Hour {
+			return r, fmt.Errorf("%w: %s=%q: want a duration between 100ms and 24h", errUsage, v.name, v.raw)
+		}
+		*v.dst = d
+	}
+	return r, nil
 }
 
 // deliveryConfig is the validated delivery settings of a worker.
@@ -106,6 +136,8 @@ func loadConfig() config {
 		MetricsAddr:       os.Getenv(envMetricsAddr),
 		TaskQueue:         envOr(envTaskQueue, workflows.TaskQueue),
 		SecretKey:         os.Getenv(envSecretKey),
+		ReconcileInterval: os.Getenv(envReconcileInterval),
+		ReconcileGrace:    os.Getenv(envReconcileGrace),
 	}
 }
 

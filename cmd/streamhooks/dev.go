@@ -13,6 +13,7 @@ import (
 	"github.com/streamhooks/streamhooks/activities"
 	"github.com/streamhooks/streamhooks/api"
 	"github.com/streamhooks/streamhooks/models"
+	"github.com/streamhooks/streamhooks/service"
 )
 
 // Dev-mode environment variables (flags win).
@@ -43,6 +44,10 @@ func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	d, err := cfg.delivery()
+	if err != nil {
+		return err
+	}
+	recon, err := cfg.reconcile()
 	if err != nil {
 		return err
 	}
@@ -103,14 +108,23 @@ func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	starter := newStarter(ctx, c, &cfg, log)
 	starter.EagerStart = true // the worker is in this process (docs/benchmarks.md)
 	workerCtx, stopWorker := context.WithCancel(ctx)
+	outbox := service.NewOutbox(store, starter, log, reg)
+	go outbox.Run(workerCtx)
 	workerDone := make(chan error, 1)
-	go func() { workerDone <- runWorker(workerCtx, c, acts, starter, store, d, log) }()
+	go func() {
+		workerDone <- runWorker(workerCtx, workerRole{client: c, acts: acts, starter: starter, store: store,
+			delivery: d, recon: recon, reg: reg, log: log, outbox: outbox})
+	}()
 
 	printBanner(stdout, banner{
 		API: "http://" + apiLn.Addr().String(), UI: "http://" + *uiAddr, Temporal: *temporalAddr,
 		DataDir: cfg.DataDir, DB: dbKind(&cfg), Creds: creds, Allowed: d.Allowed, Startup: time.Since(started),
 	})
-	h := api.New(api.Config{Store: store, Workflows: starter, Attempter: acts, Registry: reg, Logger: log, Guard: activities.NewGuard(d.Allowed)})
+	// The dev process is its own worker: it needs Temporal to deliver.
+	tr := temporalReady(c)
+	tr.Required = true
+	h := api.New(api.Config{Store: store, Workflows: starter, Outbox: outbox, Ready: []api.ReadyCheck{tr},
+		Attempter: acts, Registry: reg, Logger: log, Guard: activities.NewGuard(d.Allowed)})
 	apiErr := serveHTTP(ctx, apiLn, h, log)
 	stopWorker()
 	if err := <-workerDone; err != nil && apiErr == nil {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/streamhooks/streamhooks/activities"
 	"github.com/streamhooks/streamhooks/api"
+	"github.com/streamhooks/streamhooks/service"
 )
 
 // shutdownTimeout bounds how long in-flight requests may finish on stop.
@@ -87,8 +88,8 @@ func cmdAPI(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	// A lazy client lets the API start (and serve webhook CRUD) while
-	// Temporal is down; event signals then answer 503 and are retried.
+	// A lazy client lets the API start (and accept events) while Temporal
+	// is down; the outbox starts their workflows once it is back.
 	c, err := client.NewLazyClient(cfg.temporalOptions(log))
 	if err != nil {
 		return fmt.Errorf("temporal client: %w", err)
@@ -96,8 +97,11 @@ func cmdAPI(ctx context.Context, args []string, stderr io.Writer) error {
 	defer c.Close()
 	log.Info("api listening", "addr", ln.Addr().String(), "version", version, "temporal", cfg.TemporalAddress)
 	reg := newRegistry()
+	starter := newStarter(ctx, c, &cfg, log)
+	outbox := service.NewOutbox(store, starter, log, reg)
+	go outbox.Run(ctx)
 	h := api.New(api.Config{
-		Store: store, Workflows: newStarter(ctx, c, &cfg, log),
+		Store: store, Workflows: starter, Outbox: outbox, Ready: []api.ReadyCheck{temporalReady(c)},
 		Attempter: newActivities(store, d, reg, log), Registry: reg, Logger: log, Guard: activities.NewGuard(d.Allowed),
 	})
 	return serveHTTP(ctx, ln, h, log)

@@ -2,9 +2,12 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -14,7 +17,9 @@ import (
 	tlog "go.temporal.io/sdk/log"
 
 	"github.com/streamhooks/streamhooks/activities"
+	"github.com/streamhooks/streamhooks/api"
 	"github.com/streamhooks/streamhooks/models"
+	"github.com/streamhooks/streamhooks/service"
 	"github.com/streamhooks/streamhooks/worker"
 	"github.com/streamhooks/streamhooks/workflows"
 )
@@ -70,24 +75,54 @@ func newStarter(ctx context.Context, c client.Client, cfg *config, log *slog.Log
 	return st
 }
 
-// runWorker runs the delivery worker and the outbox relay until ctx ends,
-// then stops the worker gracefully (in-flight attempts finish or are
-// retried by Temporal on another worker).
-func runWorker(ctx context.Context, c client.Client, acts *activities.Activities, starter *workflows.Starter, store *models.Store, d deliveryConfig, log *slog.Logger) error {
-	w := worker.New(c, acts, worker.Options{TaskQueue: starter.TaskQueue})
+// workerRole is what runWorker needs.
+type workerRole struct {
+	client   client.Client
+	acts     *activities.Activities
+	starter  *workflows.Starter
+	store    *models.Store
+	delivery deliveryConfig
+	recon    reconcileConfig
+	reg      *prometheus.Registry
+	log      *slog.Logger
+	// outbox, when set, is the process's outbox, already running (dev);
+	// otherwise the worker runs its own scan for events nobody started.
+	outbox *service.Outbox
+}
+
+// runWorker runs the delivery worker, the outbox scan and the reconciler
+// until ctx ends, then stops the worker gracefully (in-flight attempts
+// finish or are retried by Temporal on another worker).
+func runWorker(ctx context.Context, r workerRole) error {
+	w := worker.New(r.client, r.acts, worker.Options{TaskQueue: r.starter.TaskQueue})
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start worker: %w", err)
 	}
-	relay := &worker.Relay{Store: store, Starter: starter, Logger: log}
-	done := make(chan struct{})
-	go func() { defer close(done); relay.Run(ctx) }()
-	log.Info("worker running", "taskQueue", starter.TaskQueue, "retrySchedule", fmt.Sprint(d.Schedule),
-		"attemptTimeout", d.AttemptTimeout.String(), "allowedTargets", fmt.Sprint(d.Allowed))
+	var wg sync.WaitGroup
+	if r.outbox == nil {
+		ob := service.NewOutbox(r.store, r.starter, r.log, r.reg)
+		wg.Add(1)
+		go func() { defer wg.Done(); ob.Run(ctx) }()
+	}
+	rec := &service.Reconciler{Store: r.store, Workflows: r.starter, Logger: r.log,
+		Interval: r.recon.Interval, Grace: r.recon.Grace, Resumed: service.NewResumedCounter(r.reg)}
+	wg.Add(1)
+	go func() { defer wg.Done(); rec.Run(ctx) }()
+	r.log.Info("worker running", "taskQueue", r.starter.TaskQueue, "retrySchedule", fmt.Sprint(r.delivery.Schedule),
+		"attemptTimeout", r.delivery.AttemptTimeout.String(), "allowedTargets", fmt.Sprint(r.delivery.Allowed))
 	<-ctx.Done()
 	w.Stop()
-	<-done
-	log.Info("worker stopped")
+	wg.Wait()
+	r.log.Info("worker stopped")
 	return nil
+}
+
+// temporalReady is the readiness check of a Temporal connection.
+func temporalReady(c client.Client) api.ReadyCheck {
+	return api.ReadyCheck{Name: "temporal", Check: func(ctx context.Context) error {
+		_, err := c.CheckHealth(ctx, &client.CheckHealthRequest{})
+		return err
+	}}
 }
 
 func cmdWorker(ctx context.Context, args []string, stderr io.Writer) error {
@@ -106,6 +141,10 @@ func cmdWorker(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	defer c.Close()
+	recon, err := cfg.reconcile()
+	if err != nil {
+		return err
+	}
 	reg := newRegistry()
 	acts := newActivities(store, d, reg, log)
 	if cfg.MetricsAddr != "" {
@@ -113,9 +152,27 @@ func cmdWorker(ctx context.Context, args []string, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
-		go func() { _ = serveHTTP(ctx, ln, promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), log) }()
+		// The worker needs both the database and Temporal.
+		tr := temporalReady(c)
+		tr.Required = true
+		checks := []api.ReadyCheck{{Name: "database", Required: true, Check: store.Ping}, tr}
+		go func() { _ = serveHTTP(ctx, ln, workerHTTP(reg, checks), log) }()
 	}
-	return runWorker(ctx, c, acts, newStarter(ctx, c, &cfg, log), store, d, log)
+	return runWorker(ctx, workerRole{client: c, acts: acts, starter: newStarter(ctx, c, &cfg, log), store: store,
+		delivery: d, recon: recon, reg: reg, log: log})
+}
+
+// workerHTTP serves the worker's /metrics and /readyz.
+func workerHTTP(reg *prometheus.Registry, checks []api.ReadyCheck) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
+		code, body := api.Readiness(r.Context(), checks)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(code)
+		_ = json.NewEncoder(w).Encode(body)
+	})
+	return mux
 }
 
 // productionRole validates what the api and worker roles share and opens

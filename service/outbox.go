@@ -1,0 +1,214 @@
+// Package service holds the use cases that the API and the worker share:
+// the outbox that starts a workflow for every stored event, and the
+// reconciler that resumes deliveries no live workflow drives.
+package service
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/streamhooks/streamhooks/models"
+	"github.com/streamhooks/streamhooks/workflows"
+)
+
+// Outbox defaults.
+const (
+	// DefaultScanInterval is how often the outbox looks for events whose
+	// start is due (missed notifications, crashes, failed starts).
+	DefaultScanInterval = time.Second
+	// DefaultMinAge is how long a new event is left to the notification
+	// path before a scan takes it too (a double start is harmless).
+	DefaultMinAge = 5 * time.Second
+	// startTimeout bounds one workflow start, so an unreachable Temporal
+	// holds a starter for seconds, never forever.
+	startTimeout = 10 * time.Second
+	// maxStartBackoff caps the wait between failed starts of one event.
+	maxStartBackoff = 5 * time.Minute
+	queueSize       = 4096
+	scanBatch       = 500
+	starters        = 16
+)
+
+// EventStarter starts the workflow of a stored event; *workflows.Starter
+// implements it. Starting an event twice must be harmless.
+type EventStarter interface {
+	StartEvent(ctx context.Context, ev *models.AssetEvent) error
+}
+
+// Outbox starts the workflow of every stored event, after its row is
+// committed: at once for events it is told about (Notify), and by scanning
+// for due events, which covers a crash between commit and start, a full
+// queue and failed starts. An event whose start fails is deferred with its
+// own backoff and reported, so it never blocks the events behind it.
+type Outbox struct {
+	Store   *models.Store
+	Starter EventStarter
+	Logger  *slog.Logger
+	// ScanInterval and MinAge default to DefaultScanInterval and
+	// DefaultMinAge.
+	ScanInterval time.Duration
+	MinAge       time.Duration
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+
+	once    sync.Once
+	queue   chan models.AssetEvent
+	started *prometheus.CounterVec
+}
+
+// NewOutbox returns an outbox whose metrics, when reg is not nil, are
+// registered there.
+func NewOutbox(store *models.Store, starter EventStarter, log *slog.Logger, reg prometheus.Registerer) *Outbox {
+	o := &Outbox{Store: store, Starter: starter, Logger: log}
+	o.init()
+	if reg != nil {
+		reg.MustRegister(o.started, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "streamhooks_outbox_events",
+			Help: "Stored events whose workflow has not been started yet.",
+		}, func() float64 {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			n, _ := store.UnstartedEvents(ctx)
+			return float64(n)
+		}))
+	}
+	return o
+}
+
+func (o *Outbox) init() {
+	o.once.Do(func() {
+		o.queue = make(chan models.AssetEvent, queueSize)
+		o.started = prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "streamhooks_event_starts_total",
+			Help: "Workflow starts of stored events, by result (started, failed).",
+		}, []string{"result"})
+		if o.Logger == nil {
+			o.Logger = slog.New(slog.DiscardHandler)
+		}
+		if o.Now == nil {
+			o.Now = time.Now
+		}
+	})
+}
+
+// Notify hands a committed event to the starters without waiting: when
+// the queue is full the next scan finds the event instead.
+func (o *Outbox) Notify(ev models.AssetEvent) {
+	o.init()
+	ev.Payload = nil
+	select {
+	case o.queue <- ev:
+	default:
+	}
+}
+
+// Run starts events until ctx ends.
+func (o *Outbox) Run(ctx context.Context) {
+	o.init()
+	var wg sync.WaitGroup
+	for range starters {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case ev := <-o.queue:
+					o.start(ctx, &ev)
+				}
+			}
+		}()
+	}
+	interval := o.ScanInterval
+	if interval <= 0 {
+		interval = DefaultScanInterval
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		if err := o.Scan(ctx); err != nil && ctx.Err() == nil {
+			o.Logger.WarnContext(ctx, "outbox scan failed", "error", err)
+		}
+		select {
+		case <-ctx.Done():
+			wg.Wait()
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Scan queues every event whose start is due, waiting for room in the
+// queue, and returns once all are queued.
+func (o *Outbox) Scan(ctx context.Context) error {
+	o.init()
+	minAge := o.MinAge
+	if minAge <= 0 {
+		minAge = DefaultMinAge
+	}
+	evs, err := o.Store.DueEvents(ctx, o.Now().Add(-minAge), scanBatch)
+	if err != nil {
+		return err
+	}
+	for _, ev := range evs {
+		select {
+		case o.queue <- ev:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+// StartNow starts one event synchronously, as the starters do (tests and
+// the reconciler use it).
+func (o *Outbox) StartNow(ctx context.Context, ev *models.AssetEvent) bool {
+	o.init()
+	return o.start(ctx, ev)
+}
+
+// start starts one event's workflow and marks the row; a failure defers
+// the row with backoff and is logged and counted.
+func (o *Outbox) start(ctx context.Context, ev *models.AssetEvent) bool {
+	if !workflows.ValidWorkflowID(ev.WorkflowID) {
+		// Stored before workflow ids were derived in ASCII.
+		id := workflows.WorkflowID(ev.ID)
+		if err := o.Store.SetEventWorkflowID(ctx, ev.ID, id); err != nil {
+			o.failed(ctx, ev, err)
+			return false
+		}
+		ev.WorkflowID = id
+	}
+	sctx, cancel := context.WithTimeout(ctx, startTimeout)
+	err := o.Starter.StartEvent(sctx, ev)
+	cancel()
+	if err != nil {
+		o.failed(ctx, ev, err)
+		return false
+	}
+	o.started.WithLabelValues("started").Inc()
+	// A failed mark is harmless: the next scan starts the event again,
+	// which the workflow id policies turn into a no-op, and marks it.
+	if err := o.Store.MarkEventsStarted(ctx, ev.ID); err != nil && ctx.Err() == nil {
+		o.Logger.WarnContext(ctx, "mark event started", "eventID", ev.ID, "error", err)
+	}
+	return true
+}
+
+func (o *Outbox) failed(ctx context.Context, ev *models.AssetEvent, err error) {
+	if ctx.Err() != nil {
+		return // shutting down: the row stays due
+	}
+	o.started.WithLabelValues("failed").Inc()
+	backoff := min(time.Second<<min(ev.StartAttempts, 16), maxStartBackoff)
+	o.Logger.WarnContext(ctx, "start event workflow failed; deferred", "eventID", ev.ID,
+		"attempts", ev.StartAttempts+1, "retryIn", backoff.String(), "error", err)
+	if derr := o.Store.DeferEventStart(ctx, ev.ID, o.Now().Add(backoff), err.Error()); derr != nil {
+		o.Logger.WarnContext(ctx, "defer event start", "eventID", ev.ID, "error", derr)
+	}
+}
