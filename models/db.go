@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/cipher"
 	"fmt"
+	"math/rand/v2"
 	"net/url"
 	"path/filepath"
 	"strings"
@@ -131,3 +132,28 @@ func (s *Store) Close() error {
 // now is the store's clock: UTC, rounded to the microsecond PostgreSQL keeps,
 // so a row written and the same row read back are identical.
 func now() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
+
+// maxTxTries bounds how often transact runs a transaction that PostgreSQL
+// aborted to break a deadlock or a serialization conflict.
+const maxTxTries = 5
+
+// transact runs fn in a transaction, and runs it again when PostgreSQL
+// aborted it as a deadlock victim or for a serialization failure (class
+// 40): such an abort means "try again", never "this request is wrong".
+// Concurrent writers take row locks in different orders (an attempt locks
+// its delivery then its webhook; deleting a webhook locks the webhook then
+// its deliveries), so this is the normal way out, not an edge case.
+func (s *Store) transact(ctx context.Context, fn func(tx *gorm.DB) error) error {
+	var err error
+	for try := range maxTxTries {
+		if err = s.db.WithContext(ctx).Transaction(fn); err == nil || !isRetryableTx(err) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(time.Duration(try+1) * time.Duration(5+rand.IntN(20)) * time.Millisecond):
+		}
+	}
+	return err
+}

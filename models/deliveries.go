@@ -107,7 +107,7 @@ const insertBatch = 1000
 // now. The result is ordered by id, the order DeliveryPage pages in.
 func (s *Store) CreateDeliveries(ctx context.Context, eventID string, run WorkflowRun) ([]Delivery, error) {
 	var out []Delivery
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := s.transact(ctx, func(tx *gorm.DB) error {
 		ev, err := eventExists(tx, eventID)
 		if err != nil {
 			return err
@@ -238,7 +238,7 @@ type AttemptOutcome struct {
 // after the row was written) replaces nothing and changes nothing. A delivery
 // that is no longer pending (cancelled meanwhile) keeps its state.
 func (s *Store) RecordAttempt(ctx context.Context, a *DeliveryAttempt, out AttemptOutcome) error {
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := s.transact(ctx, func(tx *gorm.DB) error {
 		res := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(a)
 		if res.Error != nil {
 			return res.Error
@@ -349,7 +349,7 @@ func (s *Store) deliveryViews(ctx context.Context) *gorm.DB {
 // webhook-id header). A delivery still in progress, or whose webhook is
 // deleted or inactive, is ECONFLICT.
 func (s *Store) ReopenDelivery(ctx context.Context, orgID, id string, run WorkflowRun) (*DeliveryView, error) {
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := s.transact(ctx, func(tx *gorm.DB) error {
 		var d Delivery
 		if err := tx.Where("id = ? AND organization_id = ?", id, orgID).Take(&d).Error; err != nil {
 			return err
@@ -389,7 +389,7 @@ func (s *Store) SetDeliveryRun(ctx context.Context, id string, run WorkflowRun) 
 // pending delivery, so a ping is sent and recorded like any delivery.
 func (s *Store) CreatePing(ctx context.Context, orgID, webhookID string, payload []byte) (*Delivery, error) {
 	var d Delivery
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := s.transact(ctx, func(tx *gorm.DB) error {
 		w, err := s.getWebhook(tx, orgID, webhookID)
 		if err != nil {
 			return err

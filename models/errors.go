@@ -113,3 +113,10 @@ func isUnavailable(err error) bool {
 	return strings.Contains(msg, "database is locked") || strings.Contains(msg, "SQLITE_BUSY") ||
 		strings.Contains(msg, "conn closed") || strings.Contains(msg, "connection refused")
 }
+
+// isRetryableTx reports whether PostgreSQL aborted a transaction that would
+// succeed if run again: 40001 serialization failure, 40P01 deadlock.
+func isRetryableTx(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && (pgErr.Code == "40001" || pgErr.Code == "40P01")
+}

@@ -109,7 +109,7 @@ func (s *Store) ListWebhooks(ctx context.Context, orgID string, page Page) ([]We
 // clears the deactivation reason; deactivating cancels pending deliveries.
 func (s *Store) UpdateWebhook(ctx context.Context, orgID, id string, upd WebhookUpdate) (*Webhook, error) {
 	var out *Webhook
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := s.transact(ctx, func(tx *gorm.DB) error {
 		w, err := s.getWebhook(tx, orgID, id)
 		if err != nil {
 			return err
@@ -148,7 +148,7 @@ func (s *Store) UpdateWebhook(ctx context.Context, orgID, id string, upd Webhook
 // DeleteWebhook soft-deletes a webhook (its deliveries and attempts stay for
 // audit), erases its secret and cancels its pending deliveries.
 func (s *Store) DeleteWebhook(ctx context.Context, orgID, id string) error {
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := s.transact(ctx, func(tx *gorm.DB) error {
 		w, err := s.getWebhook(tx, orgID, id)
 		if err != nil {
 			return err

@@ -12,6 +12,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -157,7 +158,8 @@ func newStack(t *testing.T) *stack {
 	octx, stop := context.WithCancel(context.Background())
 	t.Cleanup(stop)
 	go outbox.Run(octx)
-	srv := httptest.NewServer(api.New(api.Config{Store: store, Workflows: starter, Outbox: outbox, Attempter: acts, Registry: reg}))
+	srv := httptest.NewServer(api.New(api.Config{Store: store, Workflows: starter, Outbox: outbox, Attempter: acts, Registry: reg,
+		Logger: slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))}))
 	t.Cleanup(srv.Close)
 	return &stack{t: t, store: store, client: c, api: srv, token: modelstest.Org(t, store, "demo"), svc: modelstest.ServiceToken(t, store),
 		spec: loadSpec(t), dbURL: dbURL}
@@ -644,4 +646,13 @@ func (s *stack) history(workflowID string) string {
 	}
 	out, _ := json.MarshalIndent(map[string]any{"events": events}, "", " ")
 	return string(out)
+}
+
+// tWriter sends log lines to the test log, so a failure shows what the
+// server said.
+type tWriter struct{ t *testing.T }
+
+func (w tWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
 }
