@@ -32,7 +32,9 @@ const DefaultMaxBodyBytes = 1 << 20
 type Config struct {
 	Store     *models.Store
 	Workflows Workflows
-	// Outbox, when set, is told about each new event (see Outbox).
+	// Outbox, when set, is told about each new event (see Outbox);
+	// without it a stored event waits for the next scan of an outbox
+	// elsewhere (the worker role scans every second).
 	Outbox    Outbox
 	Attempter Attempter
 	Registry  *prometheus.Registry

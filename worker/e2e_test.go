@@ -18,6 +18,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -27,6 +28,7 @@ import (
 	"github.com/getkin/kin-openapi/routers/gorillamux"
 	_ "github.com/jackc/pgx/v5/stdlib" // "pgx" driver for the raw-row greps
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
@@ -607,6 +609,157 @@ func TestEndToEnd(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
+
+	t.Run("any accepted event id is delivered", func(t *testing.T) {
+		for _, w := range s.webhooks() { // earlier subtests' receivers are closed
+			s.call("PATCH", "/api/v1/demo/webhooks/"+w.ID+"/", s.token, `{"is_active": false}`)
+		}
+		uni := newReceiver(t, "secret-unicode", func(int) int { return 200 })
+		s.createWebhook(uni.srv.URL, uni.secret)
+		const active = 1
+		ids := []string{
+			"naïve-1", "café-1", "Ærø-ünïcödé", // Latin accents
+			"日本語のイベント-1", "视频已完成", "비디오-1", // CJK, Hangul
+			"emoji-🎬🚀-1", "👩‍👩‍👧‍👦", // emoji, a ZWJ sequence
+			"עברית-אירוע", "حدث-مرحبا", "\u202eevil-rtl", // right-to-left text, an RTL override
+			"e\u0301vent-combining", "Z\u0351\u0352\u0353algo", // combining marks
+			"with space/and?query#frag%41", // printable ASCII, kept as it is
+			strings.Repeat("長", 200),     // 600 bytes: the readable part is cut and a hash added
+		}
+		answers := map[string]map[string]any{}
+		for i, id := range ids {
+			body, _ := json.Marshal(map[string]any{"organization_id": "demo", "event_id": id, "asset": map[string]any{"id": fmt.Sprintf("vid_u%d", i)}})
+			status, m := s.call("POST", "/internal/v1/asset-events/", s.svc, string(body))
+			if status != 202 || m["event_id"] != id {
+				t.Fatalf("event %q: %d %v, want 202 with the id as sent", id, status, m)
+			}
+			wid, _ := m["workflow_id"].(string)
+			if !workflows.ValidWorkflowID(wid) || len(wid) > 1000 {
+				t.Fatalf("event %q: workflow id %q is not printable ASCII of at most 1000 bytes", id, wid)
+			}
+			answers[id] = m
+		}
+		for _, id := range ids {
+			// The same event again: nothing new, the same answer.
+			body, _ := json.Marshal(map[string]any{"organization_id": "demo", "event_id": id, "asset": map[string]any{"id": "ignored"}})
+			if status, m := s.call("POST", "/internal/v1/asset-events/", s.svc, string(body)); status != 202 || fmt.Sprint(m) != fmt.Sprint(answers[id]) {
+				t.Fatalf("event %q again: %d %v, want 202 %v", id, status, m, answers[id])
+			}
+		}
+		seen := map[string]bool{}
+		for _, id := range ids {
+			wid := answers[id]["workflow_id"].(string)
+			if seen[wid] {
+				t.Fatalf("two event ids share the workflow id %q", wid)
+			}
+			seen[wid] = true
+			if res := s.wait(wid); res.Succeeded != active {
+				ds, _ := s.store.ListEventDeliveries(context.Background(), id)
+				t.Fatalf("event %q: result %+v, want %d succeeded; deliveries %+v", id, res, active, ds)
+			}
+		}
+		_, m := s.call("POST", "/internal/v1/asset-events/", s.svc, `{"organization_id": "demo", "event_id": "evt-ascii-after", "asset": {"id": "vid_after"}}`)
+		if res := s.wait(m["workflow_id"].(string)); res.Succeeded != active {
+			t.Fatalf("ASCII event after the others: %+v, want %d succeeded", res, active)
+		}
+		if n := len(uni.requests()); n != len(ids)+1 {
+			t.Fatalf("receiver got %d requests, want %d", n, len(ids)+1)
+		}
+	})
+
+	t.Run("reconciler resumes what no live workflow drives, never a live one", func(t *testing.T) {
+		ctx := context.Background()
+		for _, w := range s.webhooks() { // one webhook, which holds its delivery back
+			s.call("PATCH", "/api/v1/demo/webhooks/"+w.ID+"/", s.token, `{"is_active": false}`)
+		}
+		var release atomic.Bool
+		stuck := newReceiver(t, "secret-stuck", func(int) int {
+			if release.Load() {
+				return 200
+			}
+			return 429 // with no Retry-After: the schedule's next wait
+		})
+		s.createWebhook(stuck.srv.URL, stuck.secret)
+		_, m := s.call("POST", "/internal/v1/asset-events/", s.svc, `{"organization_id": "demo", "event_id": "evt-reconcile", "asset": {"id": "vid_r"}}`)
+		wid := m["workflow_id"].(string)
+		deadline := time.Now().Add(20 * time.Second)
+		for len(stuck.requests()) == 0 && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
+		// Pretend the delivery is long overdue: a live owner must still
+		// be left alone.
+		db, err := sql.Open("pgx", s.dbURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		overdue := func() {
+			t.Helper()
+			if _, err := db.Exec(`UPDATE deliveries SET next_attempt_at = now() - interval '1 hour' WHERE event_id = 'evt-reconcile' AND state = 'pending'`); err != nil {
+				t.Fatal(err)
+			}
+		}
+		overdue()
+		reg := prometheus.NewRegistry()
+		rec := &service.Reconciler{Store: s.store, Workflows: &workflows.Starter{Client: s.client, SearchAttributes: true}, Grace: time.Minute, Resumed: service.NewResumedCounter(reg)}
+		if n, err := rec.Once(ctx); err != nil || n != 0 {
+			t.Fatalf("reconcile with a live owner: resumed %d, %v; want 0", n, err)
+		}
+		// An operator terminates the workflow: the delivery has no owner.
+		if err := s.client.TerminateWorkflow(ctx, wid, "", "test: an operator ended it"); err != nil {
+			t.Fatal(err)
+		}
+		first := len(stuck.requests())
+		release.Store(true)
+		overdue()
+		if n, err := rec.Once(ctx); err != nil || n != 1 {
+			t.Fatalf("reconcile after the termination: resumed %d, %v; want 1", n, err)
+		}
+		if res := s.wait(wid); res.Succeeded != 1 {
+			t.Fatalf("resumed run: %+v, want 1 succeeded", res)
+		}
+		reqs := stuck.requests()
+		if len(reqs) != first+1 || reqs[0].Get("webhook-id") != reqs[len(reqs)-1].Get("webhook-id") {
+			t.Fatalf("receiver got %d requests after %d, want one more with the same webhook-id", len(reqs), first)
+		}
+		ds, _ := s.store.ListEventDeliveries(ctx, "evt-reconcile")
+		if len(ds) != 1 || ds[0].State != models.DeliverySucceeded || ds[0].AttemptCount != first+1 {
+			t.Fatalf("deliveries %+v, want one succeeded after %d attempts", ds, first+1)
+		}
+
+		// An event marked started whose workflow Temporal no longer has
+		// (its state lost): resumed too.
+		ev := &models.AssetEvent{ID: "evt-lost", OrganizationID: "demo", AssetID: "vid_l", Payload: []byte(`{"id":"vid_l"}`), ReceivedAt: time.Now().Add(-time.Hour)}
+		ev.WorkflowID = workflows.WorkflowID(ev.ID)
+		if _, _, err := s.store.CreateEvent(ctx, ev); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.Exec(`UPDATE asset_events SET workflow_started_at = now() - interval '1 hour' WHERE id = 'evt-lost'`); err != nil {
+			t.Fatal(err)
+		}
+		if n, err := rec.Once(ctx); err != nil || n != 1 {
+			t.Fatalf("reconcile a lost event: resumed %d, %v; want 1", n, err)
+		}
+		if res := s.wait(ev.WorkflowID); res.Succeeded != 1 {
+			t.Fatalf("lost event: %+v, want 1 succeeded", res)
+		}
+		if n, err := rec.Once(ctx); err != nil || n != 0 {
+			t.Fatalf("reconcile once all is done: resumed %d, %v; want 0", n, err)
+		}
+		if got := counterValue(t, rec.Resumed); got != 2 {
+			t.Fatalf("streamhooks_reconciler_resumed_total = %v, want 2", got)
+		}
+	})
+}
+
+// webhooks returns the demo organization's live webhooks.
+func (s *stack) webhooks() []models.Webhook {
+	s.t.Helper()
+	ws, _, err := s.store.ListWebhooks(context.Background(), "demo", models.Page{Limit: 1000})
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return ws
 }
 
 // failedStarts reads the outbox's failed-start counter from reg.
@@ -655,4 +808,13 @@ type tWriter struct{ t *testing.T }
 func (w tWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(p), "\n"))
 	return len(p), nil
+}
+
+func counterValue(t *testing.T, c prometheus.Counter) float64 {
+	t.Helper()
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m.GetCounter().GetValue()
 }

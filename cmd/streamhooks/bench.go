@@ -25,6 +25,7 @@ import (
 	"github.com/streamhooks/streamhooks/activities"
 	"github.com/streamhooks/streamhooks/api"
 	"github.com/streamhooks/streamhooks/models"
+	"github.com/streamhooks/streamhooks/service"
 	"github.com/streamhooks/streamhooks/worker"
 	"github.com/streamhooks/streamhooks/workflows"
 )
@@ -177,8 +178,11 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	apiCtx, stopAPI := context.WithCancel(ctx)
 	defer stopAPI()
+	// Events start as in every run mode: through the outbox, after commit.
+	outbox := service.NewOutbox(store, starter, log, nil)
+	go outbox.Run(apiCtx)
 	go func() {
-		_ = serveHTTP(apiCtx, apiLn, api.New(api.Config{Store: store, Workflows: starter, Registry: prometheus.NewRegistry()}), log)
+		_ = serveHTTP(apiCtx, apiLn, api.New(api.Config{Store: store, Workflows: starter, Outbox: outbox, Registry: prometheus.NewRegistry()}), log)
 	}()
 	recv := &benchReceiver{first: map[string]time.Time{}}
 	recvLn, err := net.Listen("tcp", "127.0.0.1:0")
