@@ -166,20 +166,21 @@ func (s *Store) OverdueDeliveries(ctx context.Context, cutoff time.Time, limit i
 	return out, nil
 }
 
-// TouchDeliveries pushes the next attempt of pending deliveries owned by
-// workflowID to at, so the reconciler does not resume them again while the
-// run it just started catches up.
-func (s *Store) TouchDeliveries(ctx context.Context, workflowID string, ids []string, at time.Time) error {
+// TouchDeliveries pushes the next attempt of those deliveries that are
+// still pending and owned by workflowID to at, so the reconciler does not
+// resume them again while the run it starts catches up, and returns how
+// many it touched: 0 means the owner finished them meanwhile.
+func (s *Store) TouchDeliveries(ctx context.Context, workflowID string, ids []string, at time.Time) (int64, error) {
 	if len(ids) == 0 {
-		return nil
+		return 0, nil
 	}
-	err := s.db.WithContext(ctx).Model(&Delivery{}).
+	res := s.db.WithContext(ctx).Model(&Delivery{}).
 		Where("id IN ? AND state = ? AND workflow_id = ?", ids, DeliveryPending, workflowID).
-		Update("next_attempt_at", at.UTC()).Error
-	if err != nil {
-		return fmt.Errorf("touch deliveries of %s: %w", workflowID, translate(err, "Delivery"))
+		Update("next_attempt_at", at.UTC())
+	if res.Error != nil {
+		return 0, fmt.Errorf("touch deliveries of %s: %w", workflowID, translate(res.Error, "Delivery"))
 	}
-	return nil
+	return res.RowsAffected, nil
 }
 
 // WorkflowRun identifies the Temporal run that drives a delivery.

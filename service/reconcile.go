@@ -147,10 +147,17 @@ func (r *Reconciler) Once(ctx context.Context) (int, error) {
 	return resumed, errors.Join(errs...)
 }
 
-// resumeEvent starts the event's workflow again if it is not running.
+// resumeEvent starts the event's workflow again if it is not running and
+// the event is still unprepared. The second check reads the database after
+// Temporal said "not running": a workflow that prepared the event and
+// closed between the scan and the check is seen done, not resumed.
 func (r *Reconciler) resumeEvent(ctx context.Context, ev *models.AssetEvent) (bool, error) {
 	running, err := r.Workflows.Running(ctx, ev.WorkflowID)
 	if err != nil || running {
+		return false, err
+	}
+	now, err := r.Store.GetEvent(ctx, ev.ID)
+	if err != nil || now.PreparedAt != nil {
 		return false, err
 	}
 	if err := r.Workflows.ResumeEvent(ctx, ev); err != nil {
@@ -176,6 +183,15 @@ func (r *Reconciler) resumeDeliveries(ctx context.Context, owner string, ds []mo
 	for i := range ds {
 		ids[i] = ds[i].ID
 	}
+	// Touch first, after Temporal said "not running": the owner's last
+	// writes happened before it closed, so a delivery it finished between
+	// the scan and the check is no longer pending here and is not resumed.
+	// The touch also keeps the next scans off these deliveries while the
+	// new run catches up.
+	touched, err := r.Store.TouchDeliveries(ctx, owner, ids, r.now())
+	if err != nil || touched == 0 {
+		return false, err
+	}
 	switch {
 	case owner == ev.WorkflowID:
 		err = r.Workflows.ResumeEvent(ctx, ev)
@@ -189,10 +205,6 @@ func (r *Reconciler) resumeDeliveries(ctx context.Context, owner string, ds []mo
 	}
 	if err != nil {
 		return false, fmt.Errorf("resume %s: %w", owner, err)
-	}
-	// The new run is catching up: do not resume these again until then.
-	if err := r.Store.TouchDeliveries(ctx, owner, ids, r.now()); err != nil {
-		r.log().WarnContext(ctx, "touch resumed deliveries", "workflowID", owner, "error", err)
 	}
 	r.resumed("deliveries", owner, len(ds))
 	return true, nil

@@ -226,15 +226,32 @@ type prodStack struct {
 	service  string
 }
 
+// temporalTarget is the Temporal server a prodStack uses.
+type temporalTarget struct {
+	frontend, namespace string
+	client              client.Client
+}
+
+// newProdStack runs the roles against a Temporal server in this test
+// process.
 func newProdStack(t *testing.T, dbURL string, orgs ...string) *prodStack {
 	t.Helper()
 	ts := temporaltest.NewServer(temporaltest.WithT(t))
-	s := &prodStack{t: t, dbURL: dbURL, api: "http://" + freeAddr(t), temporal: ts.GetDefaultClient(), ns: ts.GetDefaultNamespace(), tokens: map[string]string{}}
+	return newProdStackOn(t, dbURL, temporalTarget{frontend: ts.GetFrontendHostPort(), namespace: ts.GetDefaultNamespace(), client: ts.GetDefaultClient()}, orgs...)
+}
+
+// newProdStackOn runs the roles against the given Temporal server. The
+// reconciler runs every 2 s with a 5 s grace, so the tests see it act.
+func newProdStackOn(t *testing.T, dbURL string, tt temporalTarget, orgs ...string) *prodStack {
+	t.Helper()
+	s := &prodStack{t: t, dbURL: dbURL, api: "http://" + freeAddr(t), temporal: tt.client, ns: tt.namespace, tokens: map[string]string{}}
 	s.env = []string{
 		"DATABASE_URL=" + dbURL,
 		"STREAMHOOKS_SECRET_KEY=" + base64.StdEncoding.EncodeToString(modelstest.TestSecretKey),
-		"TEMPORAL_ADDRESS=" + ts.GetFrontendHostPort(),
-		"TEMPORAL_NAMESPACE=" + ts.GetDefaultNamespace(),
+		"TEMPORAL_ADDRESS=" + tt.frontend,
+		"TEMPORAL_NAMESPACE=" + tt.namespace,
+		"STREAMHOOKS_RECONCILE_INTERVAL=2s",
+		"STREAMHOOKS_RECONCILE_GRACE=5s",
 		"STREAMHOOKS_TASK_QUEUE=crash-" + randomHex(4),
 		"STREAMHOOKS_ALLOWED_TARGET_CIDRS=127.0.0.0/8",
 		"STREAMHOOKS_RETRY_SCHEDULE=500ms,1s,1s,2s,2s,4s,4s,4s",
@@ -351,7 +368,8 @@ func (s *prodStack) post(events []event, workers int) (unavailable, refused int)
 			defer wg.Done()
 			for e := range ch {
 				body := fmt.Sprintf(`{"organization_id": %q, "event_id": %q, "asset": {"id": %q, "video": {"status": "Completed"}}}`, e.org, e.id, e.id)
-				for try := 0; ; try++ {
+				began := time.Now()
+				for {
 					status, h, b := send("POST", s.api+"/internal/v1/asset-events/", s.service, body)
 					if status == 202 {
 						break
@@ -370,7 +388,7 @@ func (s *prodStack) post(events []event, workers int) (unavailable, refused int)
 						s.t.Errorf("event %s: got %d %s, want 202 or 503", e.id, status, b)
 					}
 					mu.Unlock()
-					if status != 0 && status != 503 || try > 600 {
+					if status != 0 && status != 503 || time.Since(began) > 10*time.Minute {
 						break
 					}
 					time.Sleep(100 * time.Millisecond)
@@ -394,6 +412,7 @@ func (s *prodStack) checkWorkflows(want int) {
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		counts := map[string]int{}
+		runs := map[string][]string{}
 		var token []byte
 		for {
 			resp, err := s.temporal.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Namespace: s.ns, PageSize: 1000, NextPageToken: token})
@@ -402,6 +421,8 @@ func (s *prodStack) checkWorkflows(want int) {
 			}
 			for _, e := range resp.Executions {
 				counts[e.GetStatus().String()]++
+				id := e.GetExecution().GetWorkflowId()
+				runs[id] = append(runs[id], e.GetType().GetName()+" "+e.GetStatus().String()+" "+e.GetStartTime().AsTime().Format(time.StampMilli)+"–"+e.GetCloseTime().AsTime().Format(time.StampMilli))
 			}
 			if token = resp.NextPageToken; len(token) == 0 {
 				break
@@ -411,7 +432,13 @@ func (s *prodStack) checkWorkflows(want int) {
 			return
 		}
 		if time.Now().After(deadline) {
-			s.t.Fatalf("workflows by status %v, want %d Completed and nothing else", counts, want)
+			var many []string
+			for id, rs := range runs {
+				if len(rs) > 1 {
+					many = append(many, fmt.Sprintf("%s: %v", id, rs))
+				}
+			}
+			s.t.Fatalf("workflows by status %v, want %d Completed and nothing else; ids with several runs: %v", counts, want, many)
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
@@ -626,9 +653,26 @@ func (c *pgCluster) url() string {
 	return "postgres://postgres@127.0.0.1:" + c.port + "/postgres?sslmode=disable"
 }
 
-// TestPostgresRestart crashes PostgreSQL mid-run: the API answers 503 JSON
-// and keeps running, the worker retries, and every event is delivered once
-// the database is back, including one a client retried through the outage.
+// pgOutage is how long TestPostgresRestart keeps PostgreSQL down: 2
+// minutes (issue 11: longer than any timeout on the delivery path), or
+// STREAMHOOKS_TEST_PG_OUTAGE (a Go duration) for longer runs.
+func pgOutage(t *testing.T) time.Duration {
+	v := os.Getenv("STREAMHOOKS_TEST_PG_OUTAGE")
+	if v == "" {
+		return 2 * time.Minute
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		t.Fatalf("STREAMHOOKS_TEST_PG_OUTAGE=%q: want a positive Go duration", v)
+	}
+	return d
+}
+
+// TestPostgresRestart crashes PostgreSQL mid-burst and keeps it down for
+// pgOutage: the API answers 503 JSON and keeps running, the worker retries
+// without giving up, and every event that got a 202 is delivered once the
+// database is back, with no delivery left pending, including events that
+// clients retried through the whole outage.
 func TestPostgresRestart(t *testing.T) {
 	pg := newPGCluster(t)
 	k := newSink(t,
@@ -666,9 +710,12 @@ func TestPostgresRestart(t *testing.T) {
 	if status, _, _ := send("GET", s.api+"/healthz", "", ""); status != 200 {
 		t.Fatalf("healthz during the outage: %d, want 200 (the process is alive)", status)
 	}
-	time.Sleep(3 * time.Second)
-	if !s.apiProc.running() || !worker.running() {
-		t.Fatal("a process exited during the database outage")
+	outage := pgOutage(t)
+	for time.Since(down) < outage {
+		time.Sleep(time.Second)
+		if !s.apiProc.running() || !worker.running() {
+			t.Fatal("a process exited during the database outage")
+		}
 	}
 	pg.start()
 	t.Logf("PostgreSQL was down for %v", time.Since(down).Round(time.Millisecond))
@@ -683,7 +730,8 @@ func TestPostgresRestart(t *testing.T) {
 	noPanic(t, "worker", worker)
 	noPanic(t, "api", s.apiProc)
 	dups, requests := k.checkIDs()
-	t.Logf("events %d, pairs %d, requests %d, duplicate successes %d, losses 0", len(events), len(want), requests, len(dups))
+	t.Logf("accepted %d events (%d pairs) around a %v outage, delivered %d pairs, lost 0; requests %d, duplicate successes %d",
+		len(events), len(want), outage, len(k.delivered()), requests, len(dups))
 }
 
 // TestDevKill9 SIGKILLs the whole dev process (Temporal server, worker and
