@@ -624,7 +624,7 @@ func TestEndToEnd(t *testing.T) {
 			"עברית-אירוע", "حدث-مرحبا", "\u202eevil-rtl", // right-to-left text, an RTL override
 			"e\u0301vent-combining", "Z\u0351\u0352\u0353algo", // combining marks
 			"with space/and?query#frag%41", // printable ASCII, kept as it is
-			strings.Repeat("長", 200),     // 600 bytes: the readable part is cut and a hash added
+			strings.Repeat("長", 200),       // 600 bytes: the readable part is cut and a hash added
 		}
 		answers := map[string]map[string]any{}
 		for i, id := range ids {
