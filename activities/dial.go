@@ -8,6 +8,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
+
+	"golang.org/x/net/idna"
 )
 
 // Resolver looks up the addresses of a host name. *net.Resolver satisfies
@@ -68,6 +71,7 @@ func (d *guardedDialer) DialContext(ctx context.Context, network, address string
 // admitted by the guard, or an error: a *BlockedError when any answer is
 // refused, a *net.DNSError when there is none.
 func (d *guardedDialer) resolve(ctx context.Context, network, host string) ([]netip.Addr, error) {
+	host = DialHost(host) // net/http has done it already; a direct caller may not
 	if ip, err := netip.ParseAddr(host); err == nil {
 		// A literal needs no lookup.
 		if err := d.guard.Check(ip); err != nil {
@@ -143,6 +147,26 @@ func ipNetwork(network string) string {
 		return "ip6"
 	}
 	return "ip"
+}
+
+// DialHost returns the host name net/http connects to for a URL host: an
+// ASCII host unchanged, any other one through the IDNA lookup mapping
+// (UTS #46), which folds fullwidth and other compatibility spellings, so
+// "１２７．０．０．１" is dialled as 127.0.0.1 and "ｌｏｃａｌｈｏｓｔ" as
+// localhost. A host the mapping refuses is returned unchanged (net/http
+// does the same, and its lookup then fails). The API judges webhook hosts
+// in this form, so a spelling refused at dial time is refused at create
+// time too.
+func DialHost(host string) string {
+	for i := 0; i < len(host); i++ {
+		if host[i] >= utf8.RuneSelf {
+			if a, err := idna.Lookup.ToASCII(host); err == nil {
+				return a
+			}
+			return host
+		}
+	}
+	return host
 }
 
 // IsLocalhostName reports whether host is "localhost" or a name under it

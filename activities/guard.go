@@ -77,13 +77,26 @@ type namedPrefix struct {
 	reason string
 }
 
-// special lists the non-public ranges beyond what netip's predicates cover
-// (RFC 6890 and successors).
+// special is the IANA IPv4 and IPv6 Special-Purpose Address Registries
+// (iana-ipv4-special-registry, iana-ipv6-special-registry, as of 2026),
+// plus the deprecated blocks they dropped and the cloud addresses netip
+// does not know. Every entry is refused, including the few the registry
+// marks globally reachable (anycast service addresses, AS112, AMT, ORCHID):
+// no webhook endpoint lives there, and refusing one costs nothing. The
+// two prefixes that embed an IPv4 address (64:ff9b::/96, 2002::/16) are
+// judged by that address instead (see classify), and IPv4-mapped
+// addresses are unmapped before any check.
 var special = []namedPrefix{
+	// IPv4 (loopback, RFC 1918, link-local, multicast and broadcast are
+	// netip predicates, checked first).
 	{netip.MustParsePrefix("0.0.0.0/8"), "unspecified"},
 	{netip.MustParsePrefix("100.64.0.0/10"), "carrier-grade NAT"},
-	{netip.MustParsePrefix("192.0.0.0/24"), "IETF protocol"},
+	{netip.MustParsePrefix("192.0.0.0/24"), "IETF protocol"}, // DS-Lite, PCP/TURN anycast, NAT64 discovery, Oracle metadata
 	{netip.MustParsePrefix("192.0.2.0/24"), "documentation"},
+	{netip.MustParsePrefix("192.31.196.0/24"), "AS112"},
+	{netip.MustParsePrefix("192.52.193.0/24"), "AMT"},
+	{netip.MustParsePrefix("192.88.99.0/24"), "6to4 relay anycast (deprecated)"},
+	{netip.MustParsePrefix("192.175.48.0/24"), "AS112"},
 	{netip.MustParsePrefix("198.18.0.0/15"), "benchmarking"},
 	{netip.MustParsePrefix("198.51.100.0/24"), "documentation"},
 	{netip.MustParsePrefix("203.0.113.0/24"), "documentation"},
@@ -91,11 +104,26 @@ var special = []namedPrefix{
 	// reaches and that serves platform secrets.
 	{netip.MustParsePrefix("168.63.129.16/32"), "cloud platform"},
 	{netip.MustParsePrefix("240.0.0.0/4"), "reserved"},
+	// IPv6 (loopback, unspecified, ULA, link-local and multicast are netip
+	// predicates; anything outside 2000::/3 is refused after this table).
+	{netip.MustParsePrefix("::ffff:0:0:0/96"), "IPv4-translated"},
 	{netip.MustParsePrefix("100::/64"), "discard"},
+	{netip.MustParsePrefix("100:0:0:1::/64"), "dummy"},
 	{netip.MustParsePrefix("2001::/32"), "Teredo"},
+	{netip.MustParsePrefix("2001:2::/48"), "benchmarking"},
+	{netip.MustParsePrefix("2001:10::/28"), "ORCHID (deprecated)"},
+	{netip.MustParsePrefix("2001:20::/28"), "ORCHID"},
+	{netip.MustParsePrefix("2001::/23"), "IETF protocol"}, // PCP/TURN/DNS-SD anycast, AMT, AS112, drone remote ID
 	{netip.MustParsePrefix("2001:db8::/32"), "documentation"},
+	{netip.MustParsePrefix("2620:4f:8000::/48"), "AS112"},
+	{netip.MustParsePrefix("3fff::/20"), "documentation"},
+	{netip.MustParsePrefix("5f00::/16"), "segment routing"},
 	{netip.MustParsePrefix("fec0::/10"), "site-local"},
 }
+
+// globalUnicast is the only IPv6 block IANA allocates for global unicast;
+// the rest of the space is reserved by the IETF.
+var globalUnicast = netip.MustParsePrefix("2000::/3")
 
 // embedding prefixes carry an IPv4 address inside an IPv6 one; the embedded
 // address is checked as well.
@@ -162,6 +190,9 @@ func classify(ip netip.Addr) string {
 		if s.prefix.Contains(ip) {
 			return s.reason
 		}
+	}
+	if ip.Is6() && !globalUnicast.Contains(ip) && !nat64.Contains(ip) {
+		return "reserved (outside 2000::/3)"
 	}
 	return ""
 }

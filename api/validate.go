@@ -8,6 +8,8 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/streamhooks/streamhooks/activities"
 )
 
 // Field limits. URLs longer than browsers and proxies reliably carry are
@@ -121,7 +123,8 @@ func validWebhookURL(raw string) bool {
 	if strings.Contains(u.Host, "[") {
 		return net.ParseIP(host) != nil // bracketed hosts must be IPv6 literals
 	}
-	return validHostname(host)
+	// Judge the name net/http will look up: "ｅｘａｍｐｌｅ．ｃｏｍ" is example.com.
+	return validHostname(activities.DialHost(host))
 }
 
 // validHostname checks DNS label syntax (letters of any script, digits and

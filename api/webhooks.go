@@ -77,7 +77,9 @@ func (s *Server) blockedTarget(raw string) string {
 	if err != nil {
 		return ""
 	}
-	host := strings.ToLower(strings.TrimSuffix(u.Hostname(), "."))
+	// Judge the host net/http will dial: fullwidth and other compatibility
+	// spellings fold to ASCII ("１２７．０．０．１" is 127.0.0.1).
+	host := strings.ToLower(strings.TrimSuffix(activities.DialHost(u.Hostname()), "."))
 	if activities.IsLocalhostName(host) {
 		// Loopback by definition: refused unless either loopback address
 		// is admitted, as at dial time.

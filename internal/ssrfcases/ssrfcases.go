@@ -179,6 +179,28 @@ var All = []Case{
 	addr("[2002:a9fe:a9fe::1]"),
 	addr("[2002:c0a8:1::1]"),
 	addr("[2001:0:4136:e378:8000:63bf:3fff:fdd2]"),
+	// IANA special-purpose blocks that are not public, beyond the above.
+	addr("192.88.99.1"),       // deprecated 6to4 relay anycast
+	addr("192.0.0.170"),       // NAT64 discovery
+	addr("192.31.196.1"),      // AS112
+	addr("[4000::1]"),         // outside 2000::/3, the global unicast space
+	addr("[3fff::1]"),         // documentation (3fff::/20)
+	addr("[2001:2::1]"),       // benchmarking
+	addr("[2001:10::1]"),      // ORCHID
+	addr("[2001:20::1]"),      // ORCHIDv2
+	addr("[2001:3::1]"),       // AMT, inside 2001::/23
+	addr("[::ffff:0:7f00:1]"), // IPv4-translated loopback
+	addr("[5f00::1]"),         // segment routing
+	addr("[100:0:0:1::1]"),    // dummy prefix
+	addr("[2620:4f:8000::1]"), // AS112
+	addr("[8000::1]"),         // reserved by the IETF
+	// Fullwidth and other compatibility spellings, which the IDNA mapping
+	// in net/http folds to the forms above before dialing.
+	addr("１２７．０．０．１"),
+	addr("127。0。0。1"),
+	addr("１６９．２５４．１６９．２５４"),
+	addr("０ｘ７ｆ０００００１"),
+	addr("⑩.0.0.1"),
 	// localhost names.
 	localhost("localhost"),
 	localhost("LOCALHOST"),
@@ -186,6 +208,11 @@ var All = []Case{
 	localhost("LocalHost."),
 	localhost("api.localhost"),
 	localhost("a.b.LOCALHOST"),
+	localhost("ｌｏｃａｌｈｏｓｔ"),
+	localhost("ＬＯＣＡＬＨＯＳＴ"),
+	localhost("ⓛⓞⓒⓐⓛⓗⓞⓢⓣ"),
+	localhost("api．localhost"),
+	localhost("loca\u00adlhost"), // a soft hyphen, which IDNA drops
 	// Cloud metadata names.
 	metadata("metadata.google.internal"),
 	metadata("METADATA.Google.Internal"),
@@ -195,6 +222,8 @@ var All = []Case{
 	metadata("instance-data"),
 	metadata("instance-data.ec2.internal"),
 	metadata("metadata.tencentyun.com"),
+	metadata("ｍｅｔａｄａｔａ.google.internal"),
+	metadata("metadata。google。internal"),
 	// Names whose answers are all refused.
 	dns("loopback.example.com", "127.0.0.1"),
 	dns("loopback6.example.com", "::1"),
