@@ -58,6 +58,55 @@ type Outbox struct {
 	once    sync.Once
 	queue   chan models.AssetEvent
 	started *prometheus.CounterVec
+
+	mu sync.Mutex
+	// queued holds the ids in the queue or being started, so a scan that
+	// runs while a burst is still being started does not queue them again
+	// (a second start is harmless, but it costs Temporal a start call).
+	queued map[string]struct{}
+	// released maps an id whose start finished to the scan generation
+	// current then: a scan that began reading before that may hold the
+	// row as it was before it was marked started, and skips it.
+	released map[string]uint64
+	gen      uint64
+	scanning sync.Mutex // one scan at a time, so pruning released is safe
+}
+
+// claim marks id as queued; false when it is already, or when a scan of
+// generation gen (0: not a scan) may have read the row before its start
+// finished.
+func (o *Outbox) claim(id string, gen uint64) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if _, ok := o.queued[id]; ok {
+		return false
+	}
+	if g, ok := o.released[id]; ok && gen != 0 && g >= gen {
+		return false
+	}
+	o.queued[id] = struct{}{}
+	return true
+}
+
+func (o *Outbox) release(id string) {
+	o.mu.Lock()
+	delete(o.queued, id)
+	o.released[id] = o.gen
+	o.mu.Unlock()
+}
+
+// beginScan starts a scan generation and forgets the releases no scan of
+// this generation or later can be misled by.
+func (o *Outbox) beginScan() uint64 {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.gen++
+	for id, g := range o.released {
+		if g < o.gen {
+			delete(o.released, id)
+		}
+	}
+	return o.gen
 }
 
 // NewOutbox returns an outbox whose metrics, when reg is not nil, are
@@ -82,6 +131,8 @@ func NewOutbox(store *models.Store, starter EventStarter, log *slog.Logger, reg 
 func (o *Outbox) init() {
 	o.once.Do(func() {
 		o.queue = make(chan models.AssetEvent, queueSize)
+		o.queued = make(map[string]struct{})
+		o.released = make(map[string]uint64)
 		o.started = prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "streamhooks_event_starts_total",
 			Help: "Workflow starts of stored events, by result (started, failed).",
@@ -100,9 +151,13 @@ func (o *Outbox) init() {
 func (o *Outbox) Notify(ev models.AssetEvent) {
 	o.init()
 	ev.Payload = nil
+	if !o.claim(ev.ID, 0) {
+		return
+	}
 	select {
 	case o.queue <- ev:
 	default:
+		o.release(ev.ID)
 	}
 }
 
@@ -120,6 +175,7 @@ func (o *Outbox) Run(ctx context.Context) {
 					return
 				case ev := <-o.queue:
 					o.start(ctx, &ev)
+					o.release(ev.ID)
 				}
 			}
 		}()
@@ -151,14 +207,21 @@ func (o *Outbox) Scan(ctx context.Context) error {
 	if minAge <= 0 {
 		minAge = DefaultMinAge
 	}
+	o.scanning.Lock()
+	defer o.scanning.Unlock()
+	gen := o.beginScan()
 	evs, err := o.Store.DueEvents(ctx, o.Now().Add(-minAge), scanBatch)
 	if err != nil {
 		return err
 	}
 	for _, ev := range evs {
+		if !o.claim(ev.ID, gen) {
+			continue // queued already, being started, or started since the read
+		}
 		select {
 		case o.queue <- ev:
 		case <-ctx.Done():
+			o.release(ev.ID)
 			return ctx.Err()
 		}
 	}
