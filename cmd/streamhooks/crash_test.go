@@ -445,7 +445,11 @@ func (s *prodStack) checkWorkflows(want int) {
 }
 
 // checkRows checks the audit trail: every delivery succeeded and has a
-// succeeded attempt row.
+// succeeded attempt row. The receiver counts a request when it arrives and
+// the worker records it after the answer, and a request in flight at a
+// kill -9 is recorded only by its retry (attempt timeout plus the
+// reconciler's grace): so the rows are given up to a minute to settle, and
+// the time they took is logged.
 func (s *prodStack) checkRows(want int) {
 	s.t.Helper()
 	db, err := sql.Open("pgx", s.dbURL)
@@ -453,16 +457,48 @@ func (s *prodStack) checkRows(want int) {
 		s.t.Fatal(err)
 	}
 	defer db.Close()
-	var total, succeeded, audited int
-	err = db.QueryRow(`SELECT count(*), count(*) FILTER (WHERE state = 'succeeded'),
-		count(*) FILTER (WHERE EXISTS (SELECT 1 FROM delivery_attempts a WHERE a.delivery_id = d.id AND a.response_status BETWEEN 200 AND 299))
-		FROM deliveries d`).Scan(&total, &succeeded, &audited)
+	began := time.Now()
+	for {
+		var total, succeeded, audited int
+		err = db.QueryRow(`SELECT count(*), count(*) FILTER (WHERE state = 'succeeded'),
+			count(*) FILTER (WHERE EXISTS (SELECT 1 FROM delivery_attempts a WHERE a.delivery_id = d.id AND a.response_status BETWEEN 200 AND 299))
+			FROM deliveries d`).Scan(&total, &succeeded, &audited)
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		if total == want && succeeded == want && audited == want {
+			if d := time.Since(began); d > time.Second {
+				s.t.Logf("delivery rows settled %v after the receiver saw every request", d.Round(time.Millisecond))
+			}
+			return
+		}
+		if total > want || time.Since(began) > time.Minute {
+			s.t.Fatalf("deliveries: %d rows, %d succeeded, %d with a 2xx attempt row; want %d each; not succeeded: %s",
+				total, succeeded, audited, want, s.unsettled(db))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// unsettled describes a few deliveries that have not succeeded, for a
+// failure message.
+func (s *prodStack) unsettled(db *sql.DB) string {
+	rows, err := db.Query(`SELECT d.id, d.state, (SELECT count(*) FROM delivery_attempts a WHERE a.delivery_id = d.id)
+		FROM deliveries d WHERE d.state <> 'succeeded' ORDER BY d.id LIMIT 5`)
 	if err != nil {
-		s.t.Fatal(err)
+		return err.Error()
 	}
-	if total != want || succeeded != want || audited != want {
-		s.t.Fatalf("deliveries: %d rows, %d succeeded, %d with a 2xx attempt row; want %d each", total, succeeded, audited, want)
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var id, state string
+		var attempts int
+		if err := rows.Scan(&id, &state, &attempts); err != nil {
+			return err.Error()
+		}
+		out = append(out, fmt.Sprintf("%s %s after %d attempts", id, state, attempts))
 	}
+	return strings.Join(out, "; ")
 }
 
 // noPanic checks a process's stderr.
