@@ -21,16 +21,6 @@ const (
 	DeliveryCancelled = "cancelled"
 )
 
-// Attempt error classes, as recorded on each attempt row.
-const (
-	ErrorClassNone       = ""
-	ErrorClassTimeout    = "timeout"
-	ErrorClassConnection = "connection"
-	ErrorClassDNS        = "dns"
-	ErrorClassBlocked    = "blocked"
-	ErrorClassHTTP       = "http"
-)
-
 // Delivery is the sending of one event to one webhook, over one or more
 // attempts. Its ID is the webhook-id header value.
 type Delivery struct {
@@ -65,27 +55,6 @@ type DeliveryFilter struct {
 	State   string
 	AssetID string
 }
-
-// DeliveryAttempt is the audit row of one HTTP attempt.
-type DeliveryAttempt struct {
-	ID              int64 `gorm:"primaryKey"`
-	DeliveryID      string
-	AttemptNumber   int
-	Manual          bool
-	RequestURL      string `gorm:"column:request_url"`
-	RequestHeaders  string
-	ResponseStatus  int
-	ResponseHeaders string
-	ResponseBody    []byte
-	ErrorClass      string
-	ErrorMessage    string
-	DurationMS      int64 `gorm:"column:duration_ms"`
-	StartedAt       time.Time
-	FinishedAt      time.Time
-}
-
-// TableName pins the table name.
-func (DeliveryAttempt) TableName() string { return "delivery_attempts" }
 
 // deliveryNamespace seeds the name-based delivery ids.
 var deliveryNamespace = uuid.MustParse("5b0b7e8e-4f3c-4f38-9d52-6b1f3a1c2d10")
@@ -220,85 +189,6 @@ func (s *Store) LoadDeliveryTarget(ctx context.Context, deliveryID string) (*Del
 	return &t, nil
 }
 
-// AttemptOutcome is how a recorded attempt moves its delivery on.
-type AttemptOutcome struct {
-	State         string     // new delivery state; pending to keep going
-	NextAttemptAt *time.Time // when pending: the earliest next attempt
-	// DeactivateReason, when set, deactivates the webhook (410 Gone) and
-	// cancels its other pending deliveries.
-	DeactivateReason string
-	// DisableAfter, when positive, deactivates a webhook whose attempts
-	// have failed continuously for this long (auto-disable).
-	DisableAfter time.Duration
-	// Test marks a ping, which never changes the webhook.
-	Test bool
-}
-
-// RecordAttempt stores an attempt row and moves its delivery on, in one
-// transaction. Re-recording the same attempt number (an activity retried
-// after the row was written) replaces nothing and changes nothing. A delivery
-// that is no longer pending (cancelled meanwhile) keeps its state.
-func (s *Store) RecordAttempt(ctx context.Context, a *DeliveryAttempt, out AttemptOutcome) error {
-	err := s.transact(ctx, func(tx *gorm.DB) error {
-		res := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(a)
-		if res.Error != nil {
-			return res.Error
-		}
-		ts := now()
-		changes := map[string]any{
-			"attempt_count": gorm.Expr("CASE WHEN attempt_count < ? THEN ? ELSE attempt_count END", a.AttemptNumber, a.AttemptNumber),
-			"last_status":   a.ResponseStatus, "last_error_class": a.ErrorClass,
-			"state": out.State, "next_attempt_at": out.NextAttemptAt, "updated_at": ts,
-		}
-		if err := tx.Model(&Delivery{}).Where("id = ? AND state = ?", a.DeliveryID, DeliveryPending).Updates(changes).Error; err != nil {
-			return err
-		}
-		var d Delivery
-		if err := tx.Select("webhook_id").Where("id = ?", a.DeliveryID).Take(&d).Error; err != nil {
-			return err
-		}
-		reason, err := failureStreak(tx, d.WebhookID, a, out, ts)
-		if err != nil || reason == "" {
-			return err
-		}
-		if err := tx.Model(&Webhook{}).Where("id = ?", d.WebhookID).
-			Updates(map[string]any{"is_active": false, "deactivated_reason": reason, "updated_at": ts}).Error; err != nil {
-			return err
-		}
-		return cancelPendingDeliveries(tx, d.WebhookID)
-	})
-	if err != nil {
-		return fmt.Errorf("record attempt %d of delivery %s: %w", a.AttemptNumber, a.DeliveryID, translate(err, "Delivery"))
-	}
-	return nil
-}
-
-// failureStreak keeps the webhook's failing_since up to date (cleared by a
-// success, set by the first failure after one) and returns why the webhook
-// must be deactivated, or "".
-func failureStreak(tx *gorm.DB, webhookID string, a *DeliveryAttempt, out AttemptOutcome, ts time.Time) (string, error) {
-	if out.DeactivateReason != "" || out.Test {
-		return out.DeactivateReason, nil
-	}
-	if a.ErrorClass == ErrorClassNone {
-		return "", tx.Model(&Webhook{}).Where("id = ? AND failing_since IS NOT NULL", webhookID).Update("failing_since", nil).Error
-	}
-	if err := tx.Model(&Webhook{}).Where("id = ? AND failing_since IS NULL", webhookID).Update("failing_since", a.StartedAt).Error; err != nil {
-		return "", err
-	}
-	if out.DisableAfter <= 0 {
-		return "", nil
-	}
-	var w Webhook
-	if err := tx.Unscoped().Select("failing_since", "is_active").Where("id = ?", webhookID).Take(&w).Error; err != nil {
-		return "", err
-	}
-	if w.IsActive && w.FailingSince != nil && ts.Sub(*w.FailingSince) >= out.DisableAfter {
-		return "Disabled automatically: every delivery attempt has failed since " + w.FailingSince.UTC().Format(time.RFC3339) + ".", nil
-	}
-	return "", nil
-}
-
 // ListWebhookDeliveries returns one page of a webhook's deliveries, newest
 // first, with the total matching the filter. The webhook must be the
 // organization's and live.
@@ -386,30 +276,6 @@ func (s *Store) SetDeliveryRun(ctx context.Context, id string, run WorkflowRun) 
 	return nil
 }
 
-// CreatePing stores a test event with payload for one webhook and its
-// pending delivery, so a ping is sent and recorded like any delivery.
-func (s *Store) CreatePing(ctx context.Context, orgID, webhookID string, payload []byte) (*Delivery, error) {
-	var d Delivery
-	err := s.transact(ctx, func(tx *gorm.DB) error {
-		w, err := s.getWebhook(tx, orgID, webhookID)
-		if err != nil {
-			return err
-		}
-		ts := now()
-		ev := AssetEvent{ID: "ping_" + uuid.NewString(), OrganizationID: orgID, Kind: EventPing, Payload: payload, ReceivedAt: ts, WorkflowStartedAt: &ts, PreparedAt: &ts}
-		if err := tx.Create(&ev).Error; err != nil {
-			return err
-		}
-		d = Delivery{ID: DeliveryID(ev.ID, w.ID), EventID: ev.ID, WebhookID: w.ID, OrganizationID: orgID,
-			State: DeliveryPending, NextAttemptAt: &ts, CreatedAt: ts, UpdatedAt: ts}
-		return tx.Create(&d).Error
-	})
-	if err != nil {
-		return nil, fmt.Errorf("create ping for webhook %s: %w", webhookID, translate(err, "Webhook"))
-	}
-	return &d, nil
-}
-
 // PendingDeliveries counts deliveries still in progress (a metrics gauge).
 func (s *Store) PendingDeliveries(ctx context.Context) (int64, error) {
 	var n int64
@@ -434,15 +300,6 @@ func (s *Store) GetDelivery(ctx context.Context, id string) (*Delivery, error) {
 		return nil, fmt.Errorf("get delivery %s: %w", id, translate(err, "Delivery"))
 	}
 	return &d, nil
-}
-
-// ListAttempts returns a delivery's attempts in order.
-func (s *Store) ListAttempts(ctx context.Context, deliveryID string) ([]DeliveryAttempt, error) {
-	var out []DeliveryAttempt
-	if err := s.db.WithContext(ctx).Where("delivery_id = ?", deliveryID).Order("attempt_number").Find(&out).Error; err != nil {
-		return nil, fmt.Errorf("list attempts of %s: %w", deliveryID, translate(err, "Delivery"))
-	}
-	return out, nil
 }
 
 // ListEventDeliveries returns the deliveries of an event.

@@ -15,6 +15,9 @@ type Organization struct {
 	CreatedAt time.Time
 }
 
+// TableName pins the table name.
+func (Organization) TableName() string { return "organizations" }
+
 // orgIDPattern keeps organization ids safe in URLs, logs and workflow ids.
 var orgIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$`)
 

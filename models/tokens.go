@@ -31,6 +31,9 @@ type APIToken struct {
 	RevokedAt      *time.Time
 }
 
+// TableName pins the table name.
+func (APIToken) TableName() string { return "api_tokens" }
+
 // Principal is who an authenticated request acts as.
 type Principal struct {
 	TokenID        int64

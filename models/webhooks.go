@@ -27,12 +27,6 @@ type Webhook struct {
 // the migrations.
 func (Webhook) TableName() string { return "webhooks" }
 
-// TableName pins the table name.
-func (APIToken) TableName() string { return "api_tokens" }
-
-// TableName pins the table name.
-func (Organization) TableName() string { return "organizations" }
-
 // WebhookUpdate lists the fields to change; nil fields stay as they are.
 type WebhookUpdate struct {
 	URL         *string
