@@ -10,3 +10,12 @@ import (
 func (s *Store) Transact(ctx context.Context, fn func(tx *gorm.DB) error) error {
 	return s.transact(ctx, fn)
 }
+
+// StoredSecret returns a webhook's secret_token column exactly as stored
+// (encrypted when a key is set), for the tests: no non-test code
+// reads the raw column.
+func (s *Store) StoredSecret(ctx context.Context, webhookID string) (string, error) {
+	var v string
+	err := s.db.WithContext(ctx).Unscoped().Model(&Webhook{}).Select("secret_token").Where("id = ?", webhookID).Scan(&v).Error
+	return v, translate(err, "Webhook")
+}

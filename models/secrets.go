@@ -1,7 +1,6 @@
 package models
 
 import (
-	"context"
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/rand"
@@ -85,12 +84,4 @@ func (s *Store) openSecret(w *Webhook) error {
 	}
 	w.SecretToken = string(plain)
 	return nil
-}
-
-// StoredSecret returns a webhook's secret_token column exactly as stored
-// (encrypted when a key is set), for audits and tests.
-func (s *Store) StoredSecret(ctx context.Context, webhookID string) (string, error) {
-	var v string
-	err := s.db.WithContext(ctx).Unscoped().Model(&Webhook{}).Select("secret_token").Where("id = ?", webhookID).Scan(&v).Error
-	return v, translate(err, "Webhook")
 }
