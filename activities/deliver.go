@@ -21,17 +21,6 @@ import (
 	"github.com/streamhooks/streamhooks/models"
 )
 
-// Attempt outcomes, as returned to the workflow.
-const (
-	OutcomeDelivered = "delivered" // 2xx: the delivery succeeded
-	OutcomeRetry     = "retry"     // failed attempt; try again later
-	OutcomeFailed    = "failed"    // failed for good (410, or the last attempt)
-	OutcomeCancelled = "cancelled" // the webhook was deleted or deactivated
-	// OutcomeReleased: another workflow drives the delivery now (a manual
-	// redelivery, or a resumed run); this one must leave it alone.
-	OutcomeReleased = "released"
-)
-
 // ErrTypeNotFound is the non-retryable error type for a delivery or event
 // that does not exist: retrying cannot help.
 const ErrTypeNotFound = "NotFound"
@@ -185,7 +174,7 @@ type AttemptInput struct {
 
 // AttemptResult is what the workflow needs to decide what comes next.
 type AttemptResult struct {
-	Outcome    string
+	Outcome    Outcome
 	StatusCode int
 	ErrorClass string
 	RetryAfter time.Duration // from Retry-After on 429/503, else 0
@@ -201,7 +190,7 @@ func (a *Activities) AttemptDelivery(ctx context.Context, in AttemptInput) (Atte
 		return AttemptResult{}, activityError(err)
 	}
 	if t.Delivery.State != models.DeliveryPending {
-		return resultOfState(t.Delivery.State), nil
+		return AttemptResult{Outcome: outcomeOfState(t.Delivery.State)}, nil
 	}
 	if in.Owner != "" && t.Delivery.WorkflowID != in.Owner {
 		return AttemptResult{Outcome: OutcomeReleased}, nil
@@ -216,26 +205,15 @@ func (a *Activities) AttemptDelivery(ctx context.Context, in AttemptInput) (Atte
 	if t.Delivery.AttemptCount >= in.Attempt {
 		// This attempt was made and recorded before the activity was
 		// retried (worker crash after the commit): do not send it twice.
-		return resultOfState(t.Delivery.State), nil
+		return AttemptResult{Outcome: outcomeOfState(t.Delivery.State)}, nil
 	}
 
 	row, res := a.send(ctx, t, in.Attempt)
 	row.Manual = in.Manual
-	outcome := models.AttemptOutcome{State: models.DeliveryPending, DisableAfter: a.disableAfter, Test: in.Test}
-	switch {
-	case res.Outcome == OutcomeDelivered:
-		outcome.State = models.DeliverySucceeded
-	case res.StatusCode == http.StatusGone && !in.Test:
-		res.Outcome = OutcomeFailed
-		outcome.State = models.DeliveryFailed
-		outcome.DeactivateReason = "The endpoint answered 410 Gone on " + row.StartedAt.Format(time.RFC3339) + "."
-	case in.Final:
-		res.Outcome = OutcomeFailed
-		outcome.State = models.DeliveryFailed
-	default:
-		next := row.FinishedAt.Add(max(in.NextDelay, res.RetryAfter))
-		outcome.NextAttemptAt = &next
-	}
+	d := Decide(in, Answer{StatusCode: res.StatusCode, RetryAfter: res.RetryAfter, Started: row.StartedAt, Finished: row.FinishedAt})
+	res.Outcome = d.Outcome
+	outcome := models.AttemptOutcome{State: d.State, NextAttemptAt: d.NextAttemptAt, DeactivateReason: d.DeactivateReason,
+		DisableAfter: a.disableAfter, Test: in.Test}
 	if err := a.store.RecordAttempt(ctx, row, outcome); err != nil {
 		return AttemptResult{}, activityError(err)
 	}
@@ -245,19 +223,8 @@ func (a *Activities) AttemptDelivery(ctx context.Context, in AttemptInput) (Atte
 	return res, nil
 }
 
-func resultOfState(state string) AttemptResult {
-	switch state {
-	case models.DeliverySucceeded:
-		return AttemptResult{Outcome: OutcomeDelivered}
-	case models.DeliveryFailed:
-		return AttemptResult{Outcome: OutcomeFailed}
-	case models.DeliveryCancelled:
-		return AttemptResult{Outcome: OutcomeCancelled}
-	}
-	return AttemptResult{Outcome: OutcomeRetry}
-}
-
-// send performs the HTTP request and builds the attempt row.
+// send performs the HTTP request and builds the attempt row; what the
+// answer means is Decide's to say.
 func (a *Activities) send(ctx context.Context, t *models.DeliveryTarget, attempt int) (*models.DeliveryAttempt, AttemptResult) {
 	start := a.now().UTC()
 	ts := start.Unix()
@@ -289,22 +256,19 @@ func (a *Activities) send(ctx context.Context, t *models.DeliveryTarget, attempt
 			row.ResponseStatus, res.StatusCode = resp.StatusCode, resp.StatusCode
 			row.ResponseHeaders = jsonHeaders(resp.Header)
 			row.ResponseBody = body
-			if resp.StatusCode >= 200 && resp.StatusCode < 300 {
-				res.Outcome = OutcomeDelivered
-			} else {
-				res.Outcome, res.ErrorClass = OutcomeRetry, models.ErrorClassHTTP
+			if !delivered(resp.StatusCode) {
+				res.ErrorClass = models.ErrorClassHTTP
 				row.ErrorMessage = fmt.Sprintf("The endpoint answered %d %s.", resp.StatusCode, http.StatusText(resp.StatusCode))
 				if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
 					res.RetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), start)
 				}
 			}
-			if readErr != nil && res.Outcome != OutcomeDelivered {
+			if readErr != nil && !delivered(resp.StatusCode) {
 				row.ErrorMessage += " Reading the body failed: " + safeError(readErr)
 			}
 		}
 	}
 	if err != nil {
-		res.Outcome = OutcomeRetry
 		res.ErrorClass, row.ErrorMessage = classifyError(err)
 	}
 	row.ErrorClass = res.ErrorClass

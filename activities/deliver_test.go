@@ -196,7 +196,7 @@ func TestWebhookIDStableAcrossAttempts(t *testing.T) {
 		w.WriteHeader(204)
 	})
 	id := e.delivery(rec.srv.URL, `{"id":"a1"}`)
-	for n, want := range []string{activities.OutcomeRetry, activities.OutcomeRetry, activities.OutcomeDelivered} {
+	for n, want := range []activities.Outcome{activities.OutcomeRetry, activities.OutcomeRetry, activities.OutcomeDelivered} {
 		if res := e.attempt(id, n+1, false); res.Outcome != want {
 			t.Fatalf("attempt %d: got %+v, want %s", n+1, res, want)
 		}
@@ -220,7 +220,7 @@ func TestAttemptOutcomes(t *testing.T) {
 		name       string
 		answer     func(w http.ResponseWriter, n int)
 		final      bool
-		wantOut    string
+		wantOut    activities.Outcome
 		wantStatus int
 		wantClass  string
 		wantState  string
@@ -503,7 +503,7 @@ func TestOwnerFence(t *testing.T) {
 	tests := []struct {
 		name     string
 		owner    string
-		want     string
+		want     activities.Outcome
 		requests int
 	}{
 		{"another workflow", "redeliver:x:2", activities.OutcomeReleased, 0},

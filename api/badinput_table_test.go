@@ -22,6 +22,7 @@ import (
 	"github.com/streamhooks/streamhooks/api"
 	"github.com/streamhooks/streamhooks/models"
 	"github.com/streamhooks/streamhooks/models/modelstest"
+	"github.com/streamhooks/streamhooks/service"
 	"github.com/streamhooks/streamhooks/workflows"
 )
 
@@ -77,19 +78,16 @@ func eachDB(t *testing.T, f func(t *testing.T, s *models.Store, db *sql.DB)) {
 	})
 }
 
-// startRecorder is the Workflows dependency of these tests: it derives
-// workflow ids exactly as workflows.Starter does and records each start
-// instead of asking a Temporal server for it. (A real Starter needs a
+// startRecorder is the Workflows and Outbox dependency of these tests: it
+// records each start and notification instead of asking a Temporal server. (A real Starter needs a
 // server; temporaltest would compile all of Temporal into this package's
 // tests, and worker/e2e_test.go already covers real starts.) Its counts are
 // part of the snapshot: a rejected request must start nothing.
 type startRecorder struct {
 	mu           sync.Mutex
 	events       []string
-	redeliveries []workflows.RedeliveryStart
+	redeliveries []service.RedeliveryStart
 }
-
-func (r *startRecorder) WorkflowID(eventID string) string { return workflows.WorkflowID(eventID) }
 
 func (r *startRecorder) Notify(ev models.AssetEvent) {
 	r.mu.Lock()
@@ -97,7 +95,7 @@ func (r *startRecorder) Notify(ev models.AssetEvent) {
 	r.events = append(r.events, ev.ID)
 }
 
-func (r *startRecorder) StartRedelivery(_ context.Context, s workflows.RedeliveryStart) (models.WorkflowRun, error) {
+func (r *startRecorder) StartRedelivery(_ context.Context, s service.RedeliveryStart) (models.WorkflowRun, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.redeliveries = append(r.redeliveries, s)

@@ -4,22 +4,16 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"time"
 	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
 
-	"github.com/streamhooks/streamhooks/activities"
 	"github.com/streamhooks/streamhooks/models"
-	"github.com/streamhooks/streamhooks/workflows"
+	"github.com/streamhooks/streamhooks/service"
 )
-
-// Attempter makes one delivery attempt synchronously (the ping endpoint);
-// *activities.Activities implements it.
-type Attempter interface {
-	AttemptDelivery(ctx context.Context, in activities.AttemptInput) (activities.AttemptResult, error)
-}
 
 // deliveryResource is the JSON of a delivery in lists.
 type deliveryResource struct {
@@ -158,44 +152,23 @@ func (s *Server) getDelivery(c *gin.Context) {
 	c.JSON(http.StatusOK, d)
 }
 
-// redeliver starts a new attempt sequence for a finished delivery. The
-// delivery is reopened first (so a second request sees it in progress and
-// gets 409); if the workflow cannot be started it is closed again and the
-// answer is 503.
+// redeliver starts a new attempt sequence for a finished delivery
+// (service.Deliveries.Redeliver): 202 with the reopened delivery, 409 while
+// it is in progress, 503 when the workflow could not be started.
 func (s *Server) redeliver(c *gin.Context) {
-	ctx := c.Request.Context()
-	org, id := c.Param("org"), c.Param("delivery")
-	v, err := s.store.GetDeliveryView(ctx, org, id)
-	if err != nil {
-		s.renderError(c, err)
-		return
-	}
-	if s.workflows == nil {
+	if s.deliveries.Workflows == nil {
 		s.renderError(c, detail(http.StatusServiceUnavailable, "Delivery is not configured on this server."))
 		return
 	}
-	previous := v.State
-	wfID := workflows.RedeliveryID(id, v.AttemptCount+1)
-	if v, err = s.store.ReopenDelivery(ctx, org, id, models.WorkflowRun{WorkflowID: wfID}); err != nil {
-		s.renderError(c, err)
-		return
+	ctx := c.Request.Context()
+	v, err := s.deliveries.Redeliver(ctx, c.Param("org"), c.Param("delivery"))
+	if errors.Is(err, service.ErrRedeliveryNotStarted) {
+		s.log.WarnContext(ctx, "start redelivery", "deliveryID", c.Param("delivery"), "requestID", requestID(c), "error", err)
 	}
-	run, err := s.workflows.StartRedelivery(ctx, workflows.RedeliveryStart{
-		WorkflowID: wfID, DeliveryID: id, WebhookID: v.WebhookID, OrganizationID: org, AssetID: v.AssetID, AssetStatus: v.AssetStatus,
-	})
 	if err != nil {
-		s.log.WarnContext(ctx, "start redelivery", "deliveryID", id, "requestID", requestID(c), "error", err)
-		if ferr := s.store.FinishDelivery(ctx, id, previous); ferr != nil {
-			s.log.ErrorContext(ctx, "restore delivery state", "deliveryID", id, "error", ferr)
-		}
-		s.renderError(c, detail(http.StatusServiceUnavailable, "The redelivery could not be started; try again."))
-		return
-	}
-	if err := s.store.SetDeliveryRun(ctx, id, run); err != nil {
 		s.renderError(c, err)
 		return
 	}
-	v.RunID = run.RunID
 	c.JSON(http.StatusAccepted, toDeliveryResource(v))
 }
 
@@ -210,34 +183,24 @@ type pingResult struct {
 	ResponseBody string `json:"response_body"`
 }
 
-// ping sends a documented test payload to one webhook now, through the same
-// guarded, signed path as deliveries, and answers with the attempt.
+// ping sends a documented test payload to one webhook now
+// (service.Deliveries.Ping) and answers with the attempt.
 func (s *Server) ping(c *gin.Context) {
-	ctx := c.Request.Context()
-	if s.attempter == nil {
+	if s.deliveries.Attempter == nil {
 		s.renderError(c, detail(http.StatusServiceUnavailable, "Delivery is not configured on this server."))
 		return
 	}
-	payload, _ := json.Marshal(map[string]string{
-		"type": "webhook.ping", "webhook_id": c.Param("id"), "message": "This is a test delivery from streamhooks.",
-		"sent_at": time.Now().UTC().Format(time.RFC3339),
-	})
-	d, err := s.store.CreatePing(ctx, c.Param("org"), c.Param("id"), payload)
+	res, err := s.deliveries.Ping(c.Request.Context(), c.Param("org"), c.Param("id"))
 	if err != nil {
 		s.renderError(c, err)
 		return
 	}
-	res, err := s.attempter.AttemptDelivery(ctx, activities.AttemptInput{DeliveryID: d.ID, Attempt: 1, Final: true, Test: true})
-	if err != nil {
-		s.renderError(c, err)
-		return
-	}
-	out := pingResult{DeliveryID: d.ID, Success: res.Outcome == activities.OutcomeDelivered, DurationMS: res.DurationMS, ErrorClass: res.ErrorClass}
+	out := pingResult{DeliveryID: res.DeliveryID, Success: res.Delivered, DurationMS: res.DurationMS, ErrorClass: res.ErrorClass}
 	if res.StatusCode != 0 {
 		out.StatusCode = &res.StatusCode
 	}
-	if atts, err := s.store.ListAttempts(ctx, d.ID); err == nil && len(atts) == 1 {
-		a := toAttemptResource(&atts[0])
+	if res.Attempt != nil {
+		a := toAttemptResource(res.Attempt)
 		out.ErrorMessage, out.ResponseBody = a.ErrorMessage, a.ResponseBody
 	}
 	c.JSON(http.StatusOK, out)

@@ -8,6 +8,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/streamhooks/streamhooks/models"
+	"github.com/streamhooks/streamhooks/service"
 )
 
 // Response bodies fixed by the public contract (DESIGN.md §3).
@@ -61,7 +62,13 @@ var statusOf = map[string]int{
 // the client.
 func (s *Server) renderError(c *gin.Context, err error) {
 	var he *httpError
-	if errors.As(err, &he) {
+	switch {
+	case errors.Is(err, service.ErrEventIDTaken):
+		he = detail(http.StatusConflict, "This event_id was already used for another organization.")
+	case errors.Is(err, service.ErrRedeliveryNotStarted):
+		he = detail(http.StatusServiceUnavailable, "The redelivery could not be started; try again.")
+	}
+	if he != nil || errors.As(err, &he) {
 		if he.status == http.StatusUnauthorized {
 			c.Header("WWW-Authenticate", `Token`)
 		}

@@ -2,7 +2,6 @@ package api
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"net/http"
 	"strings"
@@ -12,26 +11,11 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/streamhooks/streamhooks/models"
-	"github.com/streamhooks/streamhooks/workflows"
 )
 
 // maxIDLength bounds event and asset ids: they end up in workflow ids,
 // search attributes and logs.
 const maxIDLength = 200
-
-// Workflows names and starts delivery workflows; *workflows.Starter
-// implements it.
-type Workflows interface {
-	WorkflowID(eventID string) string
-	StartRedelivery(ctx context.Context, r workflows.RedeliveryStart) (models.WorkflowRun, error)
-}
-
-// Outbox is told about each committed event so its workflow starts at
-// once; *service.Outbox implements it. Notify must not block: the outbox's
-// scan is the guarantee, the notification only saves its delay.
-type Outbox interface {
-	Notify(ev models.AssetEvent)
-}
 
 // eventAccepted is the 202 body of the asset-event endpoint.
 type eventAccepted struct {
@@ -120,38 +104,22 @@ type errString string
 
 func (e errString) Error() string { return string(e) }
 
-// createEvent stores the event and answers 202 once the row is committed.
-// Its workflow is started by the outbox, told at once and scanning as the
-// guarantee, so a slow or unreachable Temporal never holds the caller and
-// is no reason to refuse an event; an unreachable database is (503). A
-// repeated event_id stores nothing and gets the same answer.
+// createEvent stores the event and answers 202 once the row is committed
+// (service.Events.Accept); a repeated event_id gets the same answer.
 func (s *Server) createEvent(c *gin.Context) {
 	ev, err := s.parseEvent(c)
 	if err != nil {
 		s.renderError(c, err)
 		return
 	}
-	ctx := c.Request.Context()
-	if _, err := s.store.GetOrganization(ctx, ev.OrganizationID); err != nil {
-		s.renderError(c, err)
-		return
-	}
-	if s.workflows == nil {
+	if s.events == nil {
 		s.renderError(c, detail(http.StatusServiceUnavailable, "Event delivery is not configured on this server."))
 		return
 	}
-	ev.WorkflowID = s.workflows.WorkflowID(ev.ID)
-	stored, _, err := s.store.CreateEvent(ctx, ev)
+	stored, err := s.events.Accept(c.Request.Context(), ev)
 	if err != nil {
 		s.renderError(c, err)
 		return
-	}
-	if stored.OrganizationID != ev.OrganizationID {
-		s.renderError(c, detail(http.StatusConflict, "This event_id was already used for another organization."))
-		return
-	}
-	if stored.WorkflowStartedAt == nil && s.outbox != nil {
-		s.outbox.Notify(*stored)
 	}
 	c.JSON(http.StatusAccepted, eventAccepted{EventID: stored.ID, WorkflowID: stored.WorkflowID})
 }

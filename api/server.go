@@ -1,6 +1,7 @@
 // Package api is the HTTP face of streamhooks: the TPStreams-compatible
 // webhook API for customers, the asset-event endpoint for platform services,
-// and health endpoints. Handlers are thin: bind, call the store, render.
+// and health endpoints. Handlers are thin: bind, call the store or a use case of
+// package service, render.
 package api
 
 import (
@@ -21,6 +22,7 @@ import (
 
 	"github.com/streamhooks/streamhooks/activities"
 	"github.com/streamhooks/streamhooks/models"
+	"github.com/streamhooks/streamhooks/service"
 )
 
 // DefaultMaxBodyBytes is the request body limit (1 MiB); larger bodies get 413.
@@ -30,13 +32,15 @@ const DefaultMaxBodyBytes = 1 << 20
 // Workflows, events and redeliveries answer 503; without Attempter, pings
 // do; without Registry there is no /metrics.
 type Config struct {
-	Store     *models.Store
-	Workflows Workflows
-	// Outbox, when set, is told about each new event (see Outbox);
-	// without it a stored event waits for the next scan of an outbox
-	// elsewhere (the worker role scans every second).
-	Outbox    Outbox
-	Attempter Attempter
+	Store *models.Store
+	// Workflows starts redeliveries; *service.Starter implements it.
+	Workflows service.RedeliveryStarter
+	// Outbox, when set, is told about each new event (see
+	// service.Notifier); without it a stored event waits for the next scan
+	// of an outbox elsewhere (the worker role scans every second).
+	Outbox service.Notifier
+	// Attempter makes ping attempts; *activities.Activities implements it.
+	Attempter service.Attempter
 	Registry  *prometheus.Registry
 	// Guard, when set, refuses webhook URLs whose host is a blocked
 	// address literal at create and update time (the dial-time check,
@@ -50,21 +54,25 @@ type Config struct {
 
 // Server serves the streamhooks HTTP API.
 type Server struct {
-	store     *models.Store
-	workflows Workflows
-	outbox    Outbox
-	attempter Attempter
-	guard     *activities.Guard
-	log       *slog.Logger
-	maxBody   int64
-	ready     []ReadyCheck
-	engine    *gin.Engine
+	store *models.Store
+	// events is nil when event delivery is not configured (no Workflows).
+	events     *service.Events
+	deliveries *service.Deliveries
+	guard      *activities.Guard
+	log        *slog.Logger
+	maxBody    int64
+	ready      []ReadyCheck
+	engine     *gin.Engine
 }
 
 // New builds the server and its routes.
 func New(cfg Config) *Server {
 	gin.SetMode(gin.ReleaseMode)
-	s := &Server{store: cfg.Store, workflows: cfg.Workflows, outbox: cfg.Outbox, attempter: cfg.Attempter, guard: cfg.Guard, log: orDiscard(cfg.Logger), maxBody: cfg.MaxBodyBytes}
+	s := &Server{store: cfg.Store, guard: cfg.Guard, log: orDiscard(cfg.Logger), maxBody: cfg.MaxBodyBytes,
+		deliveries: &service.Deliveries{Store: cfg.Store, Workflows: cfg.Workflows, Attempter: cfg.Attempter, Logger: cfg.Logger}}
+	if cfg.Workflows != nil {
+		s.events = &service.Events{Store: cfg.Store, Outbox: cfg.Outbox}
+	}
 	s.ready = append([]ReadyCheck{{Name: "database", Required: true, Check: cfg.Store.Ping}}, cfg.Ready...)
 	if s.maxBody <= 0 {
 		s.maxBody = DefaultMaxBodyBytes

@@ -33,7 +33,7 @@ const (
 	starters        = 16
 )
 
-// EventStarter starts the workflow of a stored event; *workflows.Starter
+// EventStarter starts the workflow of a stored event; *Starter
 // implements it. Starting an event twice must be harmless.
 type EventStarter interface {
 	StartEvent(ctx context.Context, ev *models.AssetEvent) error

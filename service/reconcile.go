@@ -22,12 +22,12 @@ const (
 	reconcileBatch           = 500
 )
 
-// Workflows is what the reconciler asks of Temporal; *workflows.Starter
+// Workflows is what the reconciler asks of Temporal; *Starter
 // implements it.
 type Workflows interface {
 	Running(ctx context.Context, workflowID string) (bool, error)
 	ResumeEvent(ctx context.Context, ev *models.AssetEvent) error
-	StartRedelivery(ctx context.Context, r workflows.RedeliveryStart) (models.WorkflowRun, error)
+	StartRedelivery(ctx context.Context, r RedeliveryStart) (models.WorkflowRun, error)
 }
 
 // Reconciler is the last line of defence: it finds deliveries still
@@ -196,7 +196,7 @@ func (r *Reconciler) resumeDeliveries(ctx context.Context, owner string, ds []mo
 	case owner == ev.WorkflowID:
 		err = r.Workflows.ResumeEvent(ctx, ev)
 	case len(ds) == 1 && workflows.IsRedeliveryOf(owner, d.ID):
-		_, err = r.Workflows.StartRedelivery(ctx, workflows.RedeliveryStart{
+		_, err = r.Workflows.StartRedelivery(ctx, RedeliveryStart{
 			WorkflowID: owner, DeliveryID: d.ID, WebhookID: d.WebhookID, OrganizationID: d.OrganizationID,
 			AssetID: ev.AssetID, AssetStatus: ev.AssetStatus, Resume: true,
 		})

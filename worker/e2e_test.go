@@ -150,10 +150,10 @@ func newStack(t *testing.T) *stack {
 		t.Fatal(err)
 	}
 	t.Cleanup(w.Stop)
-	if err := workflows.EnsureSearchAttributes(context.Background(), c, ts.GetDefaultNamespace()); err != nil {
+	if err := service.EnsureSearchAttributes(context.Background(), c, ts.GetDefaultNamespace()); err != nil {
 		t.Fatal(err)
 	}
-	starter := &workflows.Starter{Client: c, SearchAttributes: true}
+	starter := &service.Starter{Client: c, SearchAttributes: true}
 	// Notifications only: the outbox subtest scans with its own.
 	outbox := service.NewOutbox(store, starter, nil, reg)
 	outbox.ScanInterval = time.Hour
@@ -580,7 +580,7 @@ func TestEndToEnd(t *testing.T) {
 			good = append(good, ev.WorkflowID)
 		}
 		reg := prometheus.NewRegistry()
-		ob := service.NewOutbox(s.store, &workflows.Starter{Client: s.client}, nil, reg)
+		ob := service.NewOutbox(s.store, &service.Starter{Client: s.client}, nil, reg)
 		ob.ScanInterval, ob.MinAge = 200*time.Millisecond, time.Second
 		octx, stop := context.WithCancel(ctx)
 		done := make(chan struct{})
@@ -701,7 +701,7 @@ func TestEndToEnd(t *testing.T) {
 		}
 		overdue()
 		reg := prometheus.NewRegistry()
-		rec := &service.Reconciler{Store: s.store, Workflows: &workflows.Starter{Client: s.client, SearchAttributes: true}, Grace: time.Minute, Resumed: service.NewResumedCounter(reg)}
+		rec := &service.Reconciler{Store: s.store, Workflows: &service.Starter{Client: s.client, SearchAttributes: true}, Grace: time.Minute, Resumed: service.NewResumedCounter(reg)}
 		if n, err := rec.Once(ctx); err != nil || n != 0 {
 			t.Fatalf("reconcile with a live owner: resumed %d, %v; want 0", n, err)
 		}

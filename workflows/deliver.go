@@ -11,7 +11,6 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/streamhooks/streamhooks/activities"
-	"github.com/streamhooks/streamhooks/models"
 )
 
 // DeliverEventInput identifies the event; everything else (webhooks,
@@ -51,10 +50,8 @@ func DeliverEvent(ctx workflow.Context, in DeliverEventInput) (DeliverEventResul
 	}
 	var a *activities.Activities
 	var prep activities.PrepareResult
-	err := await(ctx, func(ctx workflow.Context) workflow.Future {
-		return workflow.ExecuteLocalActivity(localOptions(ctx, prepareTimeout, "Snapshot the webhooks of "+in.OrganizationID),
-			a.PrepareDeliveries, activities.PrepareInput{EventID: in.EventID, Inline: maxBatch})
-	}, &prep)
+	snapshot := call{local: true, startToClose: prepareTimeout, summary: "Snapshot the webhooks of " + in.OrganizationID}
+	err := await(ctx, snapshot, a.PrepareDeliveries, activities.PrepareInput{EventID: in.EventID, Inline: maxBatch}, &prep)
 	if err != nil {
 		// The event row is gone: there is nothing left to deliver.
 		workflow.GetLogger(ctx).Error("event not found", "eventID", in.EventID, "error", err)
@@ -136,10 +133,8 @@ type DeliverBatchInput struct {
 func DeliverBatch(ctx workflow.Context, in DeliverBatchInput) (DeliverEventResult, error) {
 	var a *activities.Activities
 	var refs []activities.DeliveryRef
-	err := await(ctx, func(ctx workflow.Context) workflow.Future {
-		return workflow.ExecuteActivity(activityOptions(ctx, prepareTimeout, "Load deliveries of "+in.EventID),
-			a.LoadBatch, activities.BatchInput{EventID: in.EventID, Offset: in.Offset, Limit: in.Limit})
-	}, &refs)
+	load := call{startToClose: prepareTimeout, summary: "Load deliveries of " + in.EventID}
+	err := await(ctx, load, a.LoadBatch, activities.BatchInput{EventID: in.EventID, Offset: in.Offset, Limit: in.Limit}, &refs)
 	if err != nil {
 		return DeliverEventResult{}, nil // the event is gone
 	}
@@ -161,10 +156,8 @@ func Redeliver(ctx workflow.Context, in RedeliverInput) (DeliverEventResult, err
 	}
 	var a *activities.Activities
 	var prep activities.PrepareResult
-	err := await(ctx, func(ctx workflow.Context) workflow.Future {
-		return workflow.ExecuteActivity(activityOptions(ctx, prepareTimeout, "Plan the redelivery of "+in.DeliveryID),
-			a.PrepareRedelivery, activities.RedeliveryInput{DeliveryID: in.DeliveryID})
-	}, &prep)
+	planning := call{startToClose: prepareTimeout, summary: "Plan the redelivery of " + in.DeliveryID}
+	err := await(ctx, planning, a.PrepareRedelivery, activities.RedeliveryInput{DeliveryID: in.DeliveryID}, &prep)
 	if err != nil {
 		return DeliverEventResult{}, nil // the delivery is gone
 	}
@@ -183,35 +176,31 @@ type plan struct {
 
 // runAll runs every delivery in its own goroutine and counts how they ended.
 func runAll(ctx workflow.Context, p plan, refs []activities.DeliveryRef) DeliverEventResult {
-	states := make([]string, len(refs))
+	outcomes := make([]activities.Outcome, len(refs))
 	wg := workflow.NewWaitGroup(ctx)
 	for i, d := range refs {
 		wg.Add(1)
 		workflow.Go(ctx, func(ctx workflow.Context) {
 			defer wg.Done()
-			states[i] = runDelivery(ctx, p, d)
+			outcomes[i] = runDelivery(ctx, p, d)
 		})
 	}
 	wg.Wait(ctx)
 	var res DeliverEventResult
-	for _, s := range states {
-		res.add(s)
+	for _, o := range outcomes {
+		res.add(o)
 	}
 	return res
 }
 
-// released is runDelivery's final state for a delivery another workflow
-// drives now.
-const released = "released"
-
-// add counts one delivery's final state.
-func (r *DeliverEventResult) add(state string) {
-	switch state {
-	case models.DeliverySucceeded:
+// add counts how one delivery ended.
+func (r *DeliverEventResult) add(o activities.Outcome) {
+	switch o {
+	case activities.OutcomeDelivered:
 		r.Succeeded++
-	case models.DeliveryCancelled:
+	case activities.OutcomeCancelled:
 		r.Cancelled++
-	case released:
+	case activities.OutcomeReleased:
 		r.Released++
 	default:
 		r.Failed++
@@ -219,16 +208,16 @@ func (r *DeliverEventResult) add(state string) {
 }
 
 // runDelivery makes the attempts of one delivery on the retry schedule and
-// returns its final state. Waits are durable timers: a worker restart
+// returns how it ended. Waits are durable timers: a worker restart
 // resumes the schedule where it was. A delivery resumed by a new run
 // starts after the attempts it already had, no earlier than planned.
-func runDelivery(ctx workflow.Context, p plan, d activities.DeliveryRef) string {
-	if d.State != "" && d.State != models.DeliveryPending {
-		return d.State
+func runDelivery(ctx workflow.Context, p plan, d activities.DeliveryRef) activities.Outcome {
+	if o, ok := d.Settled(); ok {
+		return o
 	}
 	if wait := d.NotBefore.Sub(workflow.Now(ctx)); !d.NotBefore.IsZero() && wait > 0 {
 		if workflow.NewTimerWithOptions(ctx, wait, workflow.TimerOptions{Summary: "Resume " + d.Host + " when its retry is due"}).Get(ctx, nil) != nil {
-			return models.DeliveryCancelled
+			return activities.OutcomeCancelled
 		}
 	}
 	var a *activities.Activities
@@ -242,54 +231,36 @@ func runDelivery(ctx workflow.Context, p plan, d activities.DeliveryRef) string 
 			delay = jitter(schedule[k], d.ID, attempt)
 		}
 		in := activities.AttemptInput{DeliveryID: d.ID, Attempt: attempt, Final: final, NextDelay: delay, Manual: d.Manual, Owner: p.owner}
-		summary := fmt.Sprintf("POST %s (attempt %d)", d.Host, attempt)
-		timeout := p.prep.AttemptTimeout + attemptRecordMargin
-		local := p.localFirst && attempt == first
+		c := call{local: p.localFirst && attempt == first, lowPriority: p.lowPriority,
+			startToClose: p.prep.AttemptTimeout + attemptRecordMargin, summary: fmt.Sprintf("POST %s (attempt %d)", d.Host, attempt)}
 		var res activities.AttemptResult
-		err := await(ctx, func(ctx workflow.Context) workflow.Future {
-			if local {
-				return workflow.ExecuteLocalActivity(localOptions(ctx, timeout, summary), a.AttemptDelivery, in)
-			}
-			actx := activityOptions(ctx, timeout, summary)
-			if p.lowPriority {
-				actx = withLowPriority(actx)
-			}
-			return workflow.ExecuteActivity(actx, a.AttemptDelivery, in)
-		}, &res)
-		if err != nil {
+		if err := await(ctx, c, a.AttemptDelivery, in, &res); err != nil {
 			// Only a missing row or a cancelled workflow gets here.
 			workflow.GetLogger(ctx).Error("delivery attempt failed permanently", "deliveryID", d.ID, "attempt", attempt, "error", err)
-			return models.DeliveryFailed
+			return activities.OutcomeFailed
 		}
-		switch res.Outcome {
-		case activities.OutcomeDelivered:
-			return models.DeliverySucceeded
-		case activities.OutcomeCancelled:
-			return models.DeliveryCancelled
-		case activities.OutcomeFailed:
-			return models.DeliveryFailed
-		case activities.OutcomeReleased:
-			return released
+		if res.Outcome != activities.OutcomeRetry {
+			return res.Outcome
 		}
 		if final {
-			return models.DeliveryFailed
+			return activities.OutcomeFailed
 		}
 		wait := max(delay, res.RetryAfter)
-		summary = fmt.Sprintf("Retry %s after %s (attempt %d of %d)", d.Host, outcomeText(res), attempt+1, first+len(schedule))
+		summary := fmt.Sprintf("Retry %s after %s (attempt %d of %d)", d.Host, outcomeText(res), attempt+1, first+len(schedule))
 		if err := workflow.NewTimerWithOptions(ctx, wait, workflow.TimerOptions{Summary: summary}).Get(ctx, nil); err != nil {
-			return models.DeliveryCancelled // the workflow itself was cancelled
+			return activities.OutcomeCancelled // the workflow itself was cancelled
 		}
 	}
 }
 
-// await runs an activity until it succeeds. The retry policy already
+// await runs fn(in) as c says until it succeeds. The retry policy already
 // retries infrastructure errors without limit; this loop is the second
 // line: should the activity still end in an error that is neither "not
 // found" nor a cancellation (a timeout the SDK imposed, say), it waits and
 // starts the activity again instead of ending the delivery.
-func await(ctx workflow.Context, start func(workflow.Context) workflow.Future, out any) error {
+func await(ctx workflow.Context, c call, fn, in, out any) error {
 	for {
-		err := start(ctx).Get(ctx, out)
+		err := c.start(ctx, fn, in).Get(ctx, out)
 		if err == nil || isNotFound(err) || temporal.IsCanceledError(err) || ctx.Err() != nil {
 			return err
 		}

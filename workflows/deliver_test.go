@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/mock"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/streamhooks/streamhooks/activities"
@@ -60,7 +62,7 @@ func run(t *testing.T, ids []string, answer func(in activities.AttemptInput) act
 	return res, calls, start
 }
 
-func result(outcome string) activities.AttemptResult {
+func result(outcome activities.Outcome) activities.AttemptResult {
 	return activities.AttemptResult{Outcome: outcome}
 }
 
@@ -332,5 +334,63 @@ func TestResumedAndReleasedDeliveries(t *testing.T) {
 	}
 	if gap := resumed[1].at.Sub(resumed[0].at); gap < 24*time.Minute || gap > 36*time.Minute {
 		t.Fatalf("wait between resumed attempts %v, want the schedule's third wait (30m ±20%%)", gap)
+	}
+}
+
+// TestRedeliver: a manual redelivery numbers its attempts after the
+// existing ones, marks them manual, fences them by its own workflow id,
+// retries on the worker's schedule and counts how the delivery ended; a
+// delivery that is gone ends the workflow quietly.
+func TestRedeliver(t *testing.T) {
+	tests := []struct {
+		name     string
+		answers  []activities.Outcome // per attempt; the last repeats
+		missing  bool
+		want     workflows.DeliverEventResult
+		attempts int
+	}{
+		{name: "delivered at once", answers: []activities.Outcome{activities.OutcomeDelivered},
+			want: workflows.DeliverEventResult{Succeeded: 1}, attempts: 1},
+		{name: "delivered after two retries", answers: []activities.Outcome{activities.OutcomeRetry, activities.OutcomeRetry, activities.OutcomeDelivered},
+			want: workflows.DeliverEventResult{Succeeded: 1}, attempts: 3},
+		{name: "every attempt fails", answers: []activities.Outcome{activities.OutcomeRetry},
+			want: workflows.DeliverEventResult{Failed: 1}, attempts: len(schedule) + 1},
+		{name: "webhook deactivated meanwhile", answers: []activities.Outcome{activities.OutcomeCancelled},
+			want: workflows.DeliverEventResult{Cancelled: 1}, attempts: 1},
+		{name: "delivery gone", missing: true, want: workflows.DeliverEventResult{}, attempts: 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var ts testsuite.WorkflowTestSuite
+			env := ts.NewTestWorkflowEnvironment()
+			env.RegisterActivity(&activities.Activities{})
+			env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: workflows.RedeliveryID("msg_1", 3)})
+			prep := env.OnActivity("PrepareRedelivery", mock.Anything, activities.RedeliveryInput{DeliveryID: "msg_1"})
+			if tt.missing {
+				prep.Return(activities.PrepareResult{}, temporal.NewNonRetryableApplicationError("Delivery not found.", activities.ErrTypeNotFound, nil))
+			} else {
+				ref := activities.DeliveryRef{ID: "msg_1", WebhookID: "w1", Host: "h.example", FirstAttempt: 3, Manual: true, State: "pending"}
+				prep.Return(activities.PrepareResult{Deliveries: []activities.DeliveryRef{ref}, Schedule: schedule, AttemptTimeout: time.Second}, nil)
+			}
+			var ins []activities.AttemptInput
+			env.OnActivity("AttemptDelivery", mock.Anything, mock.Anything).Return(
+				func(_ context.Context, in activities.AttemptInput) (activities.AttemptResult, error) {
+					ins = append(ins, in)
+					return result(tt.answers[min(len(ins), len(tt.answers))-1]), nil
+				})
+			env.ExecuteWorkflow(workflows.Redeliver, workflows.RedeliverInput{DeliveryID: "msg_1", OrganizationID: "org"})
+			var res workflows.DeliverEventResult
+			if err := env.GetWorkflowResult(&res); err != nil || res != tt.want {
+				t.Fatalf("result %+v, %v; want %+v", res, err, tt.want)
+			}
+			if len(ins) != tt.attempts {
+				t.Fatalf("got %d attempts, want %d", len(ins), tt.attempts)
+			}
+			for i, in := range ins {
+				if in.Attempt != 3+i || !in.Manual || in.Owner != workflows.RedeliveryID("msg_1", 3) || in.Final != (i == len(schedule)) {
+					t.Fatalf("attempt %d: got %+v, want number %d, manual, owned by the redelivery, final only after the schedule", i, in, 3+i)
+				}
+			}
+		})
 	}
 }

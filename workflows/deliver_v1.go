@@ -7,7 +7,6 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/streamhooks/streamhooks/activities"
-	"github.com/streamhooks/streamhooks/models"
 )
 
 // This file keeps the released code paths that workflows started before
@@ -27,36 +26,25 @@ func deliverEventV1(ctx workflow.Context, in DeliverEventInput) (DeliverEventRes
 	local := workflow.GetVersion(ctx, localFirstAttempt, workflow.DefaultVersion, 1) == 1
 	prepare := activities.PrepareInput{EventID: in.EventID}
 	summary := "Snapshot the webhooks of " + in.OrganizationID
-	var fut workflow.Future
-	if local {
-		lctx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
-			ScheduleToCloseTimeout: untilDone, StartToCloseTimeout: prepareTimeout, RetryPolicy: infraRetry, Summary: summary,
-		})
-		fut = workflow.ExecuteLocalActivity(lctx, a.PrepareDeliveries, prepare)
-	} else {
-		pctx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-			StartToCloseTimeout: prepareTimeout, RetryPolicy: infraRetry, Summary: summary,
-		})
-		fut = workflow.ExecuteActivity(pctx, a.PrepareDeliveries, prepare)
-	}
+	fut := call{local: local, startToClose: prepareTimeout, summary: summary}.start(ctx, a.PrepareDeliveries, prepare)
 	if err := fut.Get(ctx, &prep); err != nil {
 		return DeliverEventResult{}, fmt.Errorf("prepare deliveries of event %s: %w", in.EventID, err)
 	}
 
-	states := make([]string, len(prep.Deliveries))
+	outcomes := make([]activities.Outcome, len(prep.Deliveries))
 	wg := workflow.NewWaitGroup(ctx)
 	for i, d := range prep.Deliveries {
 		wg.Add(1)
 		workflow.Go(ctx, func(ctx workflow.Context) {
 			defer wg.Done()
-			states[i] = runDeliveryV1(ctx, prep, d, local)
+			outcomes[i] = runDeliveryV1(ctx, prep, d, local)
 		})
 	}
 	wg.Wait(ctx)
 
 	var res DeliverEventResult
-	for _, s := range states {
-		res.add(s)
+	for _, o := range outcomes {
+		res.add(o)
 	}
 	return res, nil
 }
@@ -65,10 +53,8 @@ func deliverEventV1(ctx workflow.Context, in DeliverEventInput) (DeliverEventRes
 func redeliverV1(ctx workflow.Context, in RedeliverInput) (DeliverEventResult, error) {
 	var a *activities.Activities
 	var prep activities.PrepareResult
-	pctx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: prepareTimeout, RetryPolicy: infraRetry, Summary: "Plan the redelivery of " + in.DeliveryID,
-	})
-	if err := workflow.ExecuteActivity(pctx, a.PrepareRedelivery, activities.RedeliveryInput{DeliveryID: in.DeliveryID}).Get(ctx, &prep); err != nil {
+	planning := call{startToClose: prepareTimeout, summary: "Plan the redelivery of " + in.DeliveryID}
+	if err := planning.start(ctx, a.PrepareRedelivery, activities.RedeliveryInput{DeliveryID: in.DeliveryID}).Get(ctx, &prep); err != nil {
 		return DeliverEventResult{}, fmt.Errorf("prepare redelivery of %s: %w", in.DeliveryID, err)
 	}
 	var res DeliverEventResult
@@ -79,7 +65,7 @@ func redeliverV1(ctx workflow.Context, in RedeliverInput) (DeliverEventResult, e
 }
 
 // runDeliveryV1 is runDelivery before durable-fanout.
-func runDeliveryV1(ctx workflow.Context, prep activities.PrepareResult, d activities.DeliveryRef, localFirst bool) string {
+func runDeliveryV1(ctx workflow.Context, prep activities.PrepareResult, d activities.DeliveryRef, localFirst bool) activities.Outcome {
 	var a *activities.Activities
 	first := max(d.FirstAttempt, 1)
 	for attempt := first; ; attempt++ {
@@ -92,36 +78,23 @@ func runDeliveryV1(ctx workflow.Context, prep activities.PrepareResult, d activi
 		var res activities.AttemptResult
 		in := activities.AttemptInput{DeliveryID: d.ID, Attempt: attempt, Final: final, NextDelay: delay, Manual: d.Manual}
 		summary := fmt.Sprintf("POST %s (attempt %d)", d.Host, attempt)
-		var fut workflow.Future
-		if localFirst && attempt == first {
-			fut = workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
-				ScheduleToCloseTimeout: untilDone, StartToCloseTimeout: prep.AttemptTimeout + attemptRecordMargin, RetryPolicy: infraRetry, Summary: summary,
-			}), a.AttemptDelivery, in)
-		} else {
-			fut = workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-				StartToCloseTimeout: prep.AttemptTimeout + attemptRecordMargin, RetryPolicy: infraRetry, Summary: summary,
-			}), a.AttemptDelivery, in)
-		}
-		if err := fut.Get(ctx, &res); err != nil {
+		c := call{local: localFirst && attempt == first, startToClose: prep.AttemptTimeout + attemptRecordMargin, summary: summary}
+		if err := c.start(ctx, a.AttemptDelivery, in).Get(ctx, &res); err != nil {
 			// Only a non-retryable error gets here: the delivery row is gone.
 			workflow.GetLogger(ctx).Error("delivery attempt failed permanently", "deliveryID", d.ID, "attempt", attempt, "error", err)
-			return models.DeliveryFailed
+			return activities.OutcomeFailed
 		}
 		switch res.Outcome {
-		case activities.OutcomeDelivered:
-			return models.DeliverySucceeded
-		case activities.OutcomeCancelled:
-			return models.DeliveryCancelled
-		case activities.OutcomeFailed:
-			return models.DeliveryFailed
+		case activities.OutcomeDelivered, activities.OutcomeCancelled, activities.OutcomeFailed:
+			return res.Outcome
 		}
 		if final {
-			return models.DeliveryFailed
+			return activities.OutcomeFailed
 		}
 		wait := max(delay, res.RetryAfter)
 		summary = fmt.Sprintf("Retry %s after %s (attempt %d of %d)", d.Host, outcomeText(res), attempt+1, first+len(prep.Schedule))
 		if err := workflow.NewTimerWithOptions(ctx, wait, workflow.TimerOptions{Summary: summary}).Get(ctx, nil); err != nil {
-			return models.DeliveryCancelled // the workflow itself was cancelled
+			return activities.OutcomeCancelled // the workflow itself was cancelled
 		}
 	}
 }

@@ -57,25 +57,34 @@ var infraRetry = &temporal.RetryPolicy{
 // dispatched before a large fan-out's backlog.
 const lowPriority = 4
 
-// localOptions are the options of every local activity: retried without
-// limit on infrastructure errors.
-func localOptions(ctx workflow.Context, startToClose time.Duration, summary string) workflow.Context {
-	return workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
-		ScheduleToCloseTimeout: untilDone, StartToCloseTimeout: startToClose, RetryPolicy: infraRetry, Summary: summary,
-	})
+// call is how one activity runs: as a local activity (the snapshot and
+// first attempts, for latency) or a regular one (visible in Temporal UI),
+// and for regular ones at which priority. Both kind are retried without
+// limit on infrastructure errors and have no schedule-to-close limit.
+type call struct {
+	local bool
+	// lowPriority queues a regular activity at lowPriority.
+	lowPriority  bool
+	startToClose time.Duration
+	summary      string
 }
 
-// activityOptions are the options of every regular activity: no
-// schedule-to-close limit, retried without limit on infrastructure errors.
-func activityOptions(ctx workflow.Context, startToClose time.Duration, summary string) workflow.Context {
-	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: startToClose, RetryPolicy: infraRetry, Summary: summary,
+// start schedules fn(in) with the options of c.
+func (c call) start(ctx workflow.Context, fn, in any) workflow.Future {
+	if c.local {
+		// The SDK gives a local activity without a schedule-to-close one
+		// equal to its start-to-close: untilDone keeps retrying.
+		return workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
+			ScheduleToCloseTimeout: untilDone, StartToCloseTimeout: c.startToClose, RetryPolicy: infraRetry, Summary: c.summary,
+		}), fn, in)
+	}
+	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: c.startToClose, RetryPolicy: infraRetry, Summary: c.summary,
 	})
-}
-
-// withLowPriority queues the context's activities at lowPriority.
-func withLowPriority(ctx workflow.Context) workflow.Context {
-	return workflow.WithPriority(ctx, temporal.Priority{PriorityKey: lowPriority})
+	if c.lowPriority {
+		ctx = workflow.WithPriority(ctx, temporal.Priority{PriorityKey: lowPriority})
+	}
+	return workflow.ExecuteActivity(ctx, fn, in)
 }
 
 // localFirstAttempt is the change id (workflow.GetVersion) of running the

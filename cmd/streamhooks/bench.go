@@ -27,7 +27,6 @@ import (
 	"github.com/streamhooks/streamhooks/models"
 	"github.com/streamhooks/streamhooks/service"
 	"github.com/streamhooks/streamhooks/worker"
-	"github.com/streamhooks/streamhooks/workflows"
 )
 
 // benchConfig sizes a benchmark run.
@@ -171,7 +170,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer w.Stop()
-	starter := &workflows.Starter{Client: c, EagerStart: bc.Eager}
+	starter := &service.Starter{Client: c, EagerStart: bc.Eager}
 	apiLn, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return err

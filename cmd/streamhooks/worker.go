@@ -21,7 +21,6 @@ import (
 	"github.com/streamhooks/streamhooks/models"
 	"github.com/streamhooks/streamhooks/service"
 	"github.com/streamhooks/streamhooks/worker"
-	"github.com/streamhooks/streamhooks/workflows"
 )
 
 // temporalOptions are the client options of every role.
@@ -63,11 +62,11 @@ func newRegistry() *prometheus.Registry {
 
 // newStarter returns a workflow starter, with search attributes when they
 // could be registered in the namespace (otherwise starts would fail).
-func newStarter(ctx context.Context, c client.Client, cfg *config, log *slog.Logger) *workflows.Starter {
+func newStarter(ctx context.Context, c client.Client, cfg *config, log *slog.Logger) *service.Starter {
 	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	st := &workflows.Starter{Client: c, TaskQueue: cfg.TaskQueue}
-	if err := workflows.EnsureSearchAttributes(sctx, c, cfg.TemporalNamespace); err != nil {
+	st := &service.Starter{Client: c, TaskQueue: cfg.TaskQueue}
+	if err := service.EnsureSearchAttributes(sctx, c, cfg.TemporalNamespace); err != nil {
 		log.Warn("search attributes unavailable; workflows start without them", "namespace", cfg.TemporalNamespace, "error", err)
 		return st
 	}
@@ -79,7 +78,7 @@ func newStarter(ctx context.Context, c client.Client, cfg *config, log *slog.Log
 type workerRole struct {
 	client   client.Client
 	acts     *activities.Activities
-	starter  *workflows.Starter
+	starter  *service.Starter
 	store    *models.Store
 	delivery deliveryConfig
 	recon    reconcileConfig

@@ -1,14 +1,9 @@
-package workflows
+package service
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"net/url"
-	"strconv"
-	"strings"
 
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/operatorservice/v1"
@@ -17,13 +12,15 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/streamhooks/streamhooks/models"
+	"github.com/streamhooks/streamhooks/workflows"
 )
 
-// Starter starts DeliverEvent workflows for stored events. It implements
-// api.EventStarter.
+// Starter starts the delivery workflows of stored events and redeliveries,
+// and asks Temporal whether a workflow still runs: the network side of
+// the workflows package, which holds only deterministic code.
 type Starter struct {
 	Client    client.Client
-	TaskQueue string // TaskQueue when empty
+	TaskQueue string // workflows.TaskQueue when empty
 	// SearchAttributes sets OrganizationId, AssetId, AssetStatus and
 	// WebhookId on started workflows; only when they are registered (see
 	// EnsureSearchAttributes), or starts would fail.
@@ -34,20 +31,11 @@ type Starter struct {
 	EagerStart bool
 }
 
-// Search attribute keys that make deliveries findable in Temporal UI, e.g.
-// OrganizationId="demo" AND AssetId="vid_1".
-var (
-	OrganizationIDKey = temporal.NewSearchAttributeKeyKeyword("OrganizationId")
-	AssetIDKey        = temporal.NewSearchAttributeKeyKeyword("AssetId")
-	AssetStatusKey    = temporal.NewSearchAttributeKeyKeyword("AssetStatus")
-	WebhookIDKey      = temporal.NewSearchAttributeKeyKeyword("WebhookId")
-)
-
 // EnsureSearchAttributes registers the custom search attributes in a
 // namespace; registering existing ones is harmless.
 func EnsureSearchAttributes(ctx context.Context, c client.Client, namespace string) error {
 	want := map[string]enumspb.IndexedValueType{}
-	for _, k := range []temporal.SearchAttributeKeyKeyword{OrganizationIDKey, AssetIDKey, AssetStatusKey, WebhookIDKey} {
+	for _, k := range []temporal.SearchAttributeKeyKeyword{workflows.OrganizationIDKey, workflows.AssetIDKey, workflows.AssetStatusKey, workflows.WebhookIDKey} {
 		want[k.GetName()] = enumspb.INDEXED_VALUE_TYPE_KEYWORD
 	}
 	list, err := c.OperatorService().ListSearchAttributes(ctx, &operatorservice.ListSearchAttributesRequest{Namespace: namespace})
@@ -66,17 +54,6 @@ func EnsureSearchAttributes(ctx context.Context, c client.Client, namespace stri
 		return fmt.Errorf("add search attributes to %s: %w", namespace, err)
 	}
 	return nil
-}
-
-// RedeliveryID is the workflow id of the redelivery that starts with
-// attempt number firstAttempt, so a repeated request collapses.
-func RedeliveryID(deliveryID string, firstAttempt int) string {
-	return "redeliver:" + deliveryID + ":" + strconv.Itoa(firstAttempt)
-}
-
-// IsRedeliveryOf reports whether workflowID is a redelivery of deliveryID.
-func IsRedeliveryOf(workflowID, deliveryID string) bool {
-	return strings.HasPrefix(workflowID, "redeliver:"+deliveryID+":")
 }
 
 // Running reports whether the workflow's current run is still running. A
@@ -117,13 +94,13 @@ func (s *Starter) StartRedelivery(ctx context.Context, r RedeliveryStart) (model
 	}
 	if s.SearchAttributes {
 		opts.TypedSearchAttributes = temporal.NewSearchAttributes(
-			OrganizationIDKey.ValueSet(r.OrganizationID), AssetIDKey.ValueSet(r.AssetID),
-			AssetStatusKey.ValueSet(r.AssetStatus), WebhookIDKey.ValueSet(r.WebhookID))
+			workflows.OrganizationIDKey.ValueSet(r.OrganizationID), workflows.AssetIDKey.ValueSet(r.AssetID),
+			workflows.AssetStatusKey.ValueSet(r.AssetStatus), workflows.WebhookIDKey.ValueSet(r.WebhookID))
 	}
 	if r.Resume {
 		opts.WorkflowIDReusePolicy = enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE
 	}
-	run, err := s.Client.ExecuteWorkflow(ctx, opts, Redeliver, RedeliverInput{DeliveryID: r.DeliveryID, OrganizationID: r.OrganizationID})
+	run, err := s.Client.ExecuteWorkflow(ctx, opts, workflows.Redeliver, workflows.RedeliverInput{DeliveryID: r.DeliveryID, OrganizationID: r.OrganizationID})
 	if err != nil {
 		return models.WorkflowRun{}, fmt.Errorf("start workflow %s: %w", r.WorkflowID, err)
 	}
@@ -132,56 +109,15 @@ func (s *Starter) StartRedelivery(ctx context.Context, r RedeliveryStart) (model
 
 func (s *Starter) taskQueue() string {
 	if s.TaskQueue == "" {
-		return TaskQueue
+		return workflows.TaskQueue
 	}
 	return s.TaskQueue
 }
 
-// WorkflowID derives the workflow id from the event id, so a repeated event
 // (or a retried start) collapses onto one workflow.
-func (s *Starter) WorkflowID(eventID string) string { return WorkflowID(eventID) }
+func (s *Starter) WorkflowID(eventID string) string { return workflows.WorkflowID(eventID) }
 
-// WorkflowID is the id of the workflow that delivers an event. Temporal
-// carries workflow ids in gRPC headers, which take printable ASCII only, so
-// an id with anything else (accents, CJK, emoji, right-to-left text) is
-// derived: "asset-event-u:" and the id percent-encoded, cut at
-// maxReadableID characters with a hash of the whole id, so distinct event
-// ids never share a workflow. ASCII ids keep "asset-event:<id>", the form
-// every released version used.
-func WorkflowID(eventID string) string {
-	if printableASCII(eventID) {
-		return "asset-event:" + eventID
-	}
-	enc := url.PathEscape(eventID)
-	if len(enc) > maxReadableID {
-		cut := maxReadableID
-		if i := strings.LastIndexByte(enc[:cut], '%'); i >= cut-2 {
-			cut = i // never split a %XX escape
-		}
-		sum := sha256.Sum256([]byte(eventID))
-		enc = enc[:cut] + "~" + hex.EncodeToString(sum[:12])
-	}
-	return "asset-event-u:" + enc
-}
-
-// maxReadableID bounds the readable part of a derived workflow id (Temporal
-// refuses ids over 1,000 bytes).
-const maxReadableID = 400
-
-// printableASCII reports whether s is non-empty printable ASCII, all a
-// gRPC header value may hold.
-func printableASCII(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] < 0x20 || s[i] > 0x7e {
-			return false
-		}
-	}
-	return s != ""
-}
-
-// ValidWorkflowID reports whether id can travel as a workflow id: a row
 // stored before ids were derived may hold one that cannot.
-func ValidWorkflowID(id string) bool { return printableASCII(id) }
 
 // StartEvent starts the event's workflow. Starting an event whose workflow
 // exists already, running or closed, is a success: the id policies make the
@@ -210,11 +146,11 @@ func (s *Starter) startEvent(ctx context.Context, ev *models.AssetEvent, reuse e
 		EnableEagerStart: s.EagerStart,
 	}
 	if s.SearchAttributes {
-		opts.TypedSearchAttributes = temporal.NewSearchAttributes(OrganizationIDKey.ValueSet(ev.OrganizationID),
-			AssetIDKey.ValueSet(ev.AssetID), AssetStatusKey.ValueSet(ev.AssetStatus))
+		opts.TypedSearchAttributes = temporal.NewSearchAttributes(workflows.OrganizationIDKey.ValueSet(ev.OrganizationID),
+			workflows.AssetIDKey.ValueSet(ev.AssetID), workflows.AssetStatusKey.ValueSet(ev.AssetStatus))
 	}
-	in := DeliverEventInput{EventID: ev.ID, OrganizationID: ev.OrganizationID, AssetID: ev.AssetID, AssetStatus: ev.AssetStatus}
-	_, err := s.Client.ExecuteWorkflow(ctx, opts, DeliverEvent, in)
+	in := workflows.DeliverEventInput{EventID: ev.ID, OrganizationID: ev.OrganizationID, AssetID: ev.AssetID, AssetStatus: ev.AssetStatus}
+	_, err := s.Client.ExecuteWorkflow(ctx, opts, workflows.DeliverEvent, in)
 	var started *serviceerror.WorkflowExecutionAlreadyStarted
 	if errors.As(err, &started) {
 		return nil

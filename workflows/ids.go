@@ -1,0 +1,72 @@
+package workflows
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"go.temporal.io/sdk/temporal"
+)
+
+// Search attribute keys that make deliveries findable in Temporal UI, e.g.
+// OrganizationId="demo" AND AssetId="vid_1".
+var (
+	OrganizationIDKey = temporal.NewSearchAttributeKeyKeyword("OrganizationId")
+	AssetIDKey        = temporal.NewSearchAttributeKeyKeyword("AssetId")
+	AssetStatusKey    = temporal.NewSearchAttributeKeyKeyword("AssetStatus")
+	WebhookIDKey      = temporal.NewSearchAttributeKeyKeyword("WebhookId")
+)
+
+// RedeliveryID is the workflow id of the redelivery that starts with
+// attempt number firstAttempt, so a repeated request collapses.
+func RedeliveryID(deliveryID string, firstAttempt int) string {
+	return "redeliver:" + deliveryID + ":" + strconv.Itoa(firstAttempt)
+}
+
+// IsRedeliveryOf reports whether workflowID is a redelivery of deliveryID.
+func IsRedeliveryOf(workflowID, deliveryID string) bool {
+	return strings.HasPrefix(workflowID, "redeliver:"+deliveryID+":")
+}
+
+// WorkflowID is the id of the workflow that delivers an event. Temporal
+// carries workflow ids in gRPC headers, which take printable ASCII only, so
+// an id with anything else (accents, CJK, emoji, right-to-left text) is
+// derived: "asset-event-u:" and the id percent-encoded, cut at
+// maxReadableID characters with a hash of the whole id, so distinct event
+// ids never share a workflow. ASCII ids keep "asset-event:<id>", the form
+// every released version used.
+func WorkflowID(eventID string) string {
+	if printableASCII(eventID) {
+		return "asset-event:" + eventID
+	}
+	enc := url.PathEscape(eventID)
+	if len(enc) > maxReadableID {
+		cut := maxReadableID
+		if i := strings.LastIndexByte(enc[:cut], '%'); i >= cut-2 {
+			cut = i // never split a %XX escape
+		}
+		sum := sha256.Sum256([]byte(eventID))
+		enc = enc[:cut] + "~" + hex.EncodeToString(sum[:12])
+	}
+	return "asset-event-u:" + enc
+}
+
+// maxReadableID bounds the readable part of a derived workflow id (Temporal
+// refuses ids over 1,000 bytes).
+const maxReadableID = 400
+
+// printableASCII reports whether s is non-empty printable ASCII, all a
+// gRPC header value may hold.
+func printableASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// ValidWorkflowID reports whether id can travel as a workflow id: a row
+func ValidWorkflowID(id string) bool { return printableASCII(id) }
