@@ -56,7 +56,7 @@ type DeliveryRef struct {
 	NotBefore time.Time
 	// State is the delivery's state when loaded; a final one is not
 	// attempted again.
-	State  string
+	State  models.DeliveryState
 	Manual bool
 }
 

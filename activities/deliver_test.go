@@ -223,7 +223,7 @@ func TestAttemptOutcomes(t *testing.T) {
 		wantOut    activities.Outcome
 		wantStatus int
 		wantClass  string
-		wantState  string
+		wantState  models.DeliveryState
 		check      func(t *testing.T, id string, res activities.AttemptResult)
 	}{
 		{

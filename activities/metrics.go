@@ -40,7 +40,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 }
 
 // attempt records one attempt and, when final, its delivery's outcome.
-func (m *Metrics) attempt(row *models.DeliveryAttempt, state string, receivedAt time.Time) {
+func (m *Metrics) attempt(row *models.DeliveryAttempt, state models.DeliveryState, receivedAt time.Time) {
 	if m == nil {
 		return
 	}
@@ -54,13 +54,13 @@ func (m *Metrics) attempt(row *models.DeliveryAttempt, state string, receivedAt 
 		m.firstAttempt.Observe(row.StartedAt.Sub(receivedAt).Seconds())
 	}
 	if state != models.DeliveryPending {
-		m.deliveries.WithLabelValues(state).Inc()
+		m.deliveries.WithLabelValues(string(state)).Inc()
 	}
 }
 
 // finished records a delivery that ended without an attempt (cancelled).
-func (m *Metrics) finished(state string) {
+func (m *Metrics) finished(state models.DeliveryState) {
 	if m != nil {
-		m.deliveries.WithLabelValues(state).Inc()
+		m.deliveries.WithLabelValues(string(state)).Inc()
 	}
 }

@@ -36,7 +36,7 @@ type Answer struct {
 type Decision struct {
 	Outcome Outcome
 	// State is the delivery's new state; pending to keep going.
-	State string
+	State models.DeliveryState
 	// NextAttemptAt is, when pending, the earliest next attempt: the
 	// planned wait or the endpoint's Retry-After, whichever is longer.
 	NextAttemptAt *time.Time
@@ -70,7 +70,7 @@ func delivered(status int) bool { return status >= 200 && status < 300 }
 
 // outcomeOfState is the outcome of a delivery already in state: a final
 // state is not attempted again.
-func outcomeOfState(state string) Outcome {
+func outcomeOfState(state models.DeliveryState) Outcome {
 	switch state {
 	case models.DeliverySucceeded:
 		return OutcomeDelivered
@@ -85,7 +85,7 @@ func outcomeOfState(state string) Outcome {
 // Settled reports whether the delivery was final when loaded, and with
 // which outcome; a settled delivery is not attempted again.
 func (d DeliveryRef) Settled() (Outcome, bool) {
-	if d.State == "" || d.State == models.DeliveryPending {
+	if d.State == "" || !d.State.Final() {
 		return "", false
 	}
 	return outcomeOfState(d.State), true

@@ -69,7 +69,7 @@ func TestDecide(t *testing.T) {
 // TestSettled: only a final state settles a delivery, with its outcome.
 func TestSettled(t *testing.T) {
 	tests := []struct {
-		state  string
+		state  models.DeliveryState
 		want   activities.Outcome
 		wantOK bool
 	}{

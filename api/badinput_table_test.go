@@ -211,7 +211,7 @@ func (w *world) deliveries(eventID string) map[string]string {
 }
 
 // attempt records attempt 1 of a delivery and moves it to state.
-func (w *world) attempt(deliveryID string, status int, state string) {
+func (w *world) attempt(deliveryID string, status int, state models.DeliveryState) {
 	w.t.Helper()
 	ts := time.Now().UTC()
 	a := &models.DeliveryAttempt{

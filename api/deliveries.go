@@ -17,19 +17,19 @@ import (
 
 // deliveryResource is the JSON of a delivery in lists.
 type deliveryResource struct {
-	ID                 string     `json:"id"`
-	EventID            string     `json:"event_id"`
-	EventType          string     `json:"event_type"`
-	WebhookID          string     `json:"webhook_id"`
-	AssetID            string     `json:"asset_id"`
-	AssetStatus        string     `json:"asset_status"`
-	State              string     `json:"state"`
-	AttemptCount       int        `json:"attempt_count"`
-	LastResponseStatus *int       `json:"last_response_status"`
-	LastErrorClass     string     `json:"last_error_class"`
-	Created            time.Time  `json:"created"`
-	Modified           time.Time  `json:"modified"`
-	NextAttemptAt      *time.Time `json:"next_attempt_at"`
+	ID                 string               `json:"id"`
+	EventID            string               `json:"event_id"`
+	EventType          string               `json:"event_type"`
+	WebhookID          string               `json:"webhook_id"`
+	AssetID            string               `json:"asset_id"`
+	AssetStatus        string               `json:"asset_status"`
+	State              models.DeliveryState `json:"state"`
+	AttemptCount       int                  `json:"attempt_count"`
+	LastResponseStatus *int                 `json:"last_response_status"`
+	LastErrorClass     string               `json:"last_error_class"`
+	Created            time.Time            `json:"created"`
+	Modified           time.Time            `json:"modified"`
+	NextAttemptAt      *time.Time           `json:"next_attempt_at"`
 }
 
 // deliveryDetail adds the Temporal run and every attempt.
@@ -94,15 +94,15 @@ func headerMap(raw string) map[string]string {
 	return m
 }
 
-var deliveryStates = map[string]bool{
+var deliveryStates = map[models.DeliveryState]bool{
 	models.DeliveryPending: true, models.DeliverySucceeded: true, models.DeliveryFailed: true, models.DeliveryCancelled: true,
 }
 
 func (s *Server) listDeliveries(c *gin.Context) {
-	f := models.DeliveryFilter{State: c.Query("status"), AssetID: c.Query("asset_id")}
+	f := models.DeliveryFilter{State: models.DeliveryState(c.Query("status")), AssetID: c.Query("asset_id")}
 	if f.State != "" && !deliveryStates[f.State] {
 		s.renderError(c, &httpError{status: http.StatusBadRequest, body: fieldErrors{
-			"status": {"Select a valid choice. " + f.State + " is not one of the available choices."},
+			"status": {"Select a valid choice. " + string(f.State) + " is not one of the available choices."},
 		}})
 		return
 	}

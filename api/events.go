@@ -82,22 +82,10 @@ func assetFields(payload []byte) (id, status string, err error) {
 		var sub map[string]json.RawMessage
 		var st string
 		if json.Unmarshal(asset[key], &sub) == nil && json.Unmarshal(sub["status"], &st) == nil && st != "" && !hasControl(st) {
-			return id, truncate(st, maxIDLength), nil
+			return id, models.TruncateUTF8(st, maxIDLength), nil
 		}
 	}
 	return id, "", nil
-}
-
-// truncate cuts s to at most n bytes, on a character boundary: a cut
-// character would be invalid UTF-8, which PostgreSQL refuses in a text column.
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n]
 }
 
 type errString string

@@ -42,8 +42,8 @@ func (DeliveryAttempt) TableName() string { return "delivery_attempts" }
 
 // AttemptOutcome is how a recorded attempt moves its delivery on.
 type AttemptOutcome struct {
-	State         string     // new delivery state; pending to keep going
-	NextAttemptAt *time.Time // when pending: the earliest next attempt
+	State         DeliveryState // new delivery state; pending to keep going
+	NextAttemptAt *time.Time    // when pending: the earliest next attempt
 	// DeactivateReason, when set, deactivates the webhook (410 Gone) and
 	// cancels its other pending deliveries.
 	DeactivateReason string

@@ -12,14 +12,21 @@ import (
 	"gorm.io/gorm/clause"
 )
 
+// DeliveryState is the state of a delivery, as stored in deliveries.state
+// and shown in the API.
+type DeliveryState string
+
 // Delivery states. pending is the only state that changes; the others are
 // final.
 const (
-	DeliveryPending   = "pending"
-	DeliverySucceeded = "succeeded"
-	DeliveryFailed    = "failed"
-	DeliveryCancelled = "cancelled"
+	DeliveryPending   DeliveryState = "pending"
+	DeliverySucceeded DeliveryState = "succeeded"
+	DeliveryFailed    DeliveryState = "failed"
+	DeliveryCancelled DeliveryState = "cancelled"
 )
+
+// Final reports whether no attempt can change the state any more.
+func (s DeliveryState) Final() bool { return s != DeliveryPending }
 
 // Delivery is the sending of one event to one webhook, over one or more
 // attempts. Its ID is the webhook-id header value.
@@ -28,7 +35,7 @@ type Delivery struct {
 	EventID        string
 	WebhookID      string
 	OrganizationID string
-	State          string
+	State          DeliveryState
 	AttemptCount   int
 	LastStatus     int
 	LastErrorClass string
@@ -52,7 +59,7 @@ type DeliveryView struct {
 
 // DeliveryFilter narrows a delivery list; empty fields match everything.
 type DeliveryFilter struct {
-	State   string
+	State   DeliveryState
 	AssetID string
 }
 
@@ -284,7 +291,7 @@ func (s *Store) PendingDeliveries(ctx context.Context) (int64, error) {
 }
 
 // FinishDelivery sets the final state of a delivery that is still pending.
-func (s *Store) FinishDelivery(ctx context.Context, id, state string) error {
+func (s *Store) FinishDelivery(ctx context.Context, id string, state DeliveryState) error {
 	err := s.db.WithContext(ctx).Model(&Delivery{}).Where("id = ? AND state = ?", id, DeliveryPending).
 		Updates(map[string]any{"state": state, "next_attempt_at": nil, "updated_at": now()}).Error
 	if err != nil {

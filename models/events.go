@@ -104,7 +104,7 @@ func (s *Store) SetEventWorkflowID(ctx context.Context, id, workflowID string) e
 // so the event steps out of the way of the events behind it.
 func (s *Store) DeferEventStart(ctx context.Context, id string, next time.Time, reason string) error {
 	if len(reason) > 500 {
-		reason = truncateUTF8(reason, 500)
+		reason = TruncateUTF8(reason, 500)
 	}
 	next = next.UTC()
 	err := s.db.WithContext(ctx).Model(&AssetEvent{}).Where("id = ? AND workflow_started_at IS NULL", id).
@@ -160,8 +160,10 @@ func eventExists(tx *gorm.DB, id string) (*AssetEvent, error) {
 	return &ev, nil
 }
 
-// truncateUTF8 cuts s to at most n bytes on a character boundary.
-func truncateUTF8(s string, n int) string {
+// TruncateUTF8 cuts s to at most n bytes on a character boundary: a cut
+// character would be invalid UTF-8, which PostgreSQL refuses in a text
+// column.
+func TruncateUTF8(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}
