@@ -11,7 +11,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/streamhooks/streamhooks/activities"
+	"github.com/streamhooks/streamhooks/signature"
 )
 
 // cmdReceive runs a loopback test receiver: it prints every delivery,
@@ -60,7 +60,7 @@ func verdict(h http.Header, body []byte, secret string) string {
 	if err != nil {
 		return "INVALID (bad timestamp)"
 	}
-	want := activities.Sign([]byte(secret), h.Get("webhook-id"), ts, body)
+	want := signature.Sign([]byte(secret), h.Get("webhook-id"), ts, body)
 	if !hmac.Equal([]byte(want), []byte(h.Get("webhook-signature"))) || h.Get("x-streams-token") != secret {
 		return "INVALID"
 	}

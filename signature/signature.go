@@ -1,4 +1,7 @@
-package activities
+// Package signature signs webhook deliveries under the Standard Webhooks
+// scheme (v1, HMAC-SHA256), keyed with the secret_token exactly as the
+// customer registered it.
+package signature
 
 import (
 	"crypto/hmac"
