@@ -1,6 +1,6 @@
-// Package signature signs webhook deliveries under the Standard Webhooks
-// scheme (v1, HMAC-SHA256), keyed with the secret_token exactly as the
-// customer registered it.
+// Package signature signs webhook deliveries and verifies their signatures
+// under the Standard Webhooks scheme (v1, HMAC-SHA256), keyed with the
+// secret_token exactly as the customer registered it.
 package signature
 
 import (
@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"strconv"
+	"strings"
 )
 
 // Sign returns the Standard Webhooks signature header value for one attempt:
@@ -22,4 +23,22 @@ func Sign(secret []byte, msgID string, timestamp int64, body []byte) string {
 	mac.Write([]byte{'.'})
 	mac.Write(body)
 	return "v1," + base64.StdEncoding.EncodeToString(mac.Sum(nil))
+}
+
+// Verify reports whether header, a webhook-signature value, holds the
+// signature Sign gives for this message. Standard Webhooks lets a sender
+// list several space-separated signatures (during a secret rotation, or
+// under other schemes), so any one matching is enough; entries of other
+// versions simply never match. Every entry is compared in constant time,
+// and all of them are compared, so the time taken says nothing about which
+// one, or how much of one, matched.
+func Verify(secret []byte, msgID string, timestamp int64, body []byte, header string) bool {
+	want := []byte(Sign(secret, msgID, timestamp, body))
+	ok := false
+	for _, sig := range strings.Fields(header) {
+		if hmac.Equal([]byte(sig), want) {
+			ok = true
+		}
+	}
+	return ok
 }
