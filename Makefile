@@ -6,7 +6,7 @@ LDFLAGS := -X main.version=$(VERSION)
 # Unit and package tests run with the race detector. Packages that drive a
 # real in-process Temporal server end to end (worker, cmd/streamhooks) run
 # without it: -race slows that server about 20x (see docs/testing.md).
-RACE_PKGS := ./models/... ./api/... ./activities/... ./workflows/... ./service/...
+RACE_PKGS := ./models/... ./api/... ./activities/... ./egress/... ./signature/... ./workflows/... ./service/...
 E2E_PKGS  := ./worker/... ./cmd/...
 GOTESTSUM := $(GO) tool gotestsum --format pkgname-and-test-fails --format-hide-empty-pkg
 
@@ -33,12 +33,12 @@ test:
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzWebhookURL$$' -fuzztime $(FUZZTIME) ./api
 	$(GO) test -run '^$$' -fuzz '^FuzzAssetFields$$' -fuzztime $(FUZZTIME) ./api
-	$(GO) test -run '^$$' -fuzz '^FuzzCheckHost$$' -fuzztime $(FUZZTIME) ./activities
+	$(GO) test -run '^$$' -fuzz '^FuzzCheckHost$$' -fuzztime $(FUZZTIME) ./egress
 
 ## bench: the throughput benchmark (docs/benchmarks.md) and the Go benchmarks.
 bench: build
 	bin/streamhooks bench
-	$(GO) test -run '^$$' -bench . ./activities/
+	$(GO) test -run '^$$' -bench . ./activities/ ./egress/ ./signature/
 
 ## lint: formatting, vet, staticcheck and Temporal's workflowcheck.
 lint:

@@ -1,6 +1,7 @@
 // Package activities holds every side effect of a delivery: loading and
-// recording rows, signing, and the guarded HTTP attempt. Workflows call the
-// methods of Activities through a nil *Activities.
+// recording rows, signing (package signature), and the HTTP attempt through
+// the guarded client of package egress. Workflows call the methods of
+// Activities through a nil *Activities.
 package activities
 
 import (
@@ -8,6 +9,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/streamhooks/streamhooks/egress"
 	"github.com/streamhooks/streamhooks/models"
 )
 
@@ -24,8 +26,8 @@ const (
 // Config is what the activities need, injected by the worker.
 type Config struct {
 	Store          *models.Store
-	Guard          *Guard   // egress policy; refuses every non-public address when nil
-	Resolver       Resolver // name lookups of the built client; net.DefaultResolver when nil
+	Guard          *egress.Guard   // egress policy; refuses every non-public address when nil
+	Resolver       egress.Resolver // name lookups of the built client; net.DefaultResolver when nil
 	Schedule       []time.Duration
 	AttemptTimeout time.Duration
 	UserAgent      string
@@ -40,7 +42,7 @@ type Config struct {
 // Activities implements the delivery activities.
 type Activities struct {
 	store          *models.Store
-	guard          *Guard
+	guard          *egress.Guard
 	client         *http.Client
 	schedule       []time.Duration
 	attemptTimeout time.Duration
@@ -73,9 +75,9 @@ func New(cfg Config) *Activities {
 		a.now = time.Now
 	}
 	if a.guard == nil {
-		a.guard = NewGuard(nil)
+		a.guard = egress.NewGuard(nil)
 	}
 	// Always the guarded client: an injected one could skip the SSRF guard.
-	a.client = NewHTTPClient(a.guard, cfg.Resolver, a.attemptTimeout)
+	a.client = egress.NewClient(a.guard, cfg.Resolver, a.attemptTimeout)
 	return a
 }

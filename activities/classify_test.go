@@ -7,6 +7,8 @@ import (
 	"net/url"
 	"testing"
 	"time"
+
+	"github.com/streamhooks/streamhooks/egress"
 )
 
 // BenchmarkClassifyError measures mapping transport errors to error
@@ -16,7 +18,7 @@ func BenchmarkClassifyError(b *testing.B) {
 		&url.Error{Op: "Post", URL: "https://x", Err: &net.DNSError{Name: "x", Err: "no such host"}},
 		&url.Error{Op: "Post", URL: "https://x", Err: context.DeadlineExceeded},
 		&url.Error{Op: "Post", URL: "https://x", Err: &net.OpError{Op: "dial", Err: errors.New("connection refused")}},
-		&url.Error{Op: "Post", URL: "https://x", Err: &BlockedError{Reason: "loopback"}},
+		&url.Error{Op: "Post", URL: "https://x", Err: &egress.BlockedError{Reason: "loopback"}},
 	}
 	for b.Loop() {
 		for _, err := range errs {

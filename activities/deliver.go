@@ -18,7 +18,9 @@ import (
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/streamhooks/streamhooks/egress"
 	"github.com/streamhooks/streamhooks/models"
+	"github.com/streamhooks/streamhooks/signature"
 )
 
 // ErrTypeNotFound is the non-retryable error type for a delivery or event
@@ -234,7 +236,7 @@ func (a *Activities) send(ctx context.Context, t *models.DeliveryTarget, attempt
 	headers.Set("x-streams-token", t.Webhook.SecretToken)
 	headers.Set("webhook-id", t.Delivery.ID)
 	headers.Set("webhook-timestamp", strconv.FormatInt(ts, 10))
-	headers.Set("webhook-signature", Sign([]byte(t.Webhook.SecretToken), t.Delivery.ID, ts, t.Payload))
+	headers.Set("webhook-signature", signature.Sign([]byte(t.Webhook.SecretToken), t.Delivery.ID, ts, t.Payload))
 
 	row := &models.DeliveryAttempt{
 		DeliveryID: t.Delivery.ID, AttemptNumber: attempt, RequestURL: redactURL(t.Webhook.URL),
@@ -243,7 +245,7 @@ func (a *Activities) send(ctx context.Context, t *models.DeliveryTarget, attempt
 	res := AttemptResult{}
 	ctx, cancel := context.WithTimeout(ctx, a.attemptTimeout)
 	defer cancel()
-	// The host is judged by the client's dialer (guardedDialer): spelling,
+	// The host is judged by the client's dialer (package egress): spelling,
 	// names and every DNS answer, before any connection is made.
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.Webhook.URL, bytes.NewReader(t.Payload))
 	if err == nil {
@@ -292,7 +294,8 @@ func readCapped(r io.Reader, limit int64) ([]byte, error) {
 // is safe to show to customers (no secrets, no internal addresses beyond the
 // target's own).
 func classifyError(err error) (string, string) {
-	if b, ok := isBlocked(err); ok {
+	var b *egress.BlockedError
+	if errors.As(err, &b) {
 		return models.ErrorClassBlocked, "Blocked: " + b.Error() + "."
 	}
 	var dnsErr *net.DNSError

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/streamhooks/streamhooks/activities"
+	"github.com/streamhooks/streamhooks/egress"
 	"github.com/streamhooks/streamhooks/models"
 	"github.com/streamhooks/streamhooks/models/modelstest"
 )
@@ -36,9 +37,9 @@ func newEnv(t *testing.T, attemptTimeout time.Duration, allowLoopback bool) *env
 	t.Helper()
 	s := modelstest.Postgres(t)
 	modelstest.Org(t, s, "org")
-	guard := activities.NewGuard(nil)
+	guard := egress.NewGuard(nil)
 	if allowLoopback {
-		guard = activities.NewGuard(activities.LoopbackCIDRs)
+		guard = egress.NewGuard(egress.LoopbackCIDRs)
 	}
 	return &env{t: t, store: s, acts: activities.New(activities.Config{
 		Store: s, Guard: guard, AttemptTimeout: attemptTimeout, UserAgent: "streamhooks/test",

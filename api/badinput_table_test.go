@@ -20,6 +20,7 @@ import (
 
 	"github.com/streamhooks/streamhooks/activities"
 	"github.com/streamhooks/streamhooks/api"
+	"github.com/streamhooks/streamhooks/egress"
 	"github.com/streamhooks/streamhooks/models"
 	"github.com/streamhooks/streamhooks/models/modelstest"
 	"github.com/streamhooks/streamhooks/service"
@@ -140,7 +141,7 @@ func newWorld(t *testing.T, s *models.Store, db *sql.DB) *world {
 	}))
 	t.Cleanup(recv.Close)
 	w.recvURL = recv.URL
-	acts := activities.New(activities.Config{Store: s, Guard: activities.NewGuard(activities.LoopbackCIDRs), AttemptTimeout: 5 * time.Second})
+	acts := activities.New(activities.Config{Store: s, Guard: egress.NewGuard(egress.LoopbackCIDRs), AttemptTimeout: 5 * time.Second})
 	w.handler = api.New(api.Config{Store: s, Workflows: w.starts, Outbox: w.starts, Attempter: acts})
 
 	w.revoked = modelstest.Org(t, s, "c")

@@ -4,8 +4,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/streamhooks/streamhooks/activities"
 	"github.com/streamhooks/streamhooks/api"
+	"github.com/streamhooks/streamhooks/egress"
 	"github.com/streamhooks/streamhooks/models"
 	"github.com/streamhooks/streamhooks/models/modelstest"
 )
@@ -162,7 +162,7 @@ func TestRoutingAndHealth(t *testing.T) {
 func TestCreateTimeSSRF(t *testing.T) {
 	s := modelstest.SQLite(t)
 	f := newFixture(t, s)
-	f.handler = api.New(api.Config{Store: s, Guard: activities.NewGuard(nil)})
+	f.handler = api.New(api.Config{Store: s, Guard: egress.NewGuard(nil)})
 	id := f.create("https://example.com/keep")
 	tests := []struct {
 		url     string
@@ -206,7 +206,7 @@ func TestCreateTimeSSRF(t *testing.T) {
 		})
 	}
 	// The dev policy admits loopback.
-	f.handler = api.New(api.Config{Store: s, Guard: activities.NewGuard(activities.LoopbackCIDRs)})
+	f.handler = api.New(api.Config{Store: s, Guard: egress.NewGuard(egress.LoopbackCIDRs)})
 	if r := f.do("POST", "/api/v1/a/webhooks/", f.tokA, map[string]string{"url": "http://127.0.0.1:9000/", "secret_token": "s"}); r.status != 201 {
 		t.Fatalf("loopback with the dev policy: %d %s", r.status, r.body)
 	}

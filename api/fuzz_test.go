@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/streamhooks/streamhooks/activities"
+	"github.com/streamhooks/streamhooks/egress"
 )
 
 // FuzzWebhookURL: validation never panics, and whatever it accepts is an
@@ -18,7 +18,7 @@ func FuzzWebhookURL(f *testing.F) {
 	} {
 		f.Add(seed)
 	}
-	s := &Server{guard: activities.NewGuard(nil)}
+	s := &Server{guard: egress.NewGuard(nil)}
 	f.Fuzz(func(t *testing.T, raw string) {
 		if !validWebhookURL(raw) {
 			return

@@ -20,7 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/streamhooks/streamhooks/activities"
+	"github.com/streamhooks/streamhooks/egress"
 	"github.com/streamhooks/streamhooks/models"
 	"github.com/streamhooks/streamhooks/service"
 )
@@ -45,7 +45,7 @@ type Config struct {
 	// Guard, when set, refuses webhook URLs whose host is a blocked
 	// address literal at create and update time (the dial-time check,
 	// after DNS, stays the authority).
-	Guard        *activities.Guard
+	Guard        *egress.Guard
 	Logger       *slog.Logger
 	MaxBodyBytes int64
 	// Ready lists what /readyz checks beyond the database (required).
@@ -58,7 +58,7 @@ type Server struct {
 	// events is nil when event delivery is not configured (no Workflows).
 	events     *service.Events
 	deliveries *service.Deliveries
-	guard      *activities.Guard
+	guard      *egress.Guard
 	log        *slog.Logger
 	maxBody    int64
 	ready      []ReadyCheck

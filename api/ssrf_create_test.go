@@ -4,14 +4,14 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/streamhooks/streamhooks/activities"
 	"github.com/streamhooks/streamhooks/api"
+	"github.com/streamhooks/streamhooks/egress"
 	"github.com/streamhooks/streamhooks/internal/ssrfcases"
 	"github.com/streamhooks/streamhooks/models/modelstest"
 )
 
 // TestSSRFTableAtCreate runs the shared table of target forms (the one the
-// dial-time test in package activities runs) through POST and PATCH.
+// dial-time test in package egress runs) through POST and PATCH.
 // Address literals in any spelling, localhost names and cloud metadata
 // names are refused with a url field error and change nothing. Other names
 // are accepted: the API does not resolve DNS (an answer now says nothing
@@ -20,7 +20,7 @@ import (
 func TestSSRFTableAtCreate(t *testing.T) {
 	s := modelstest.SQLite(t)
 	f := newFixture(t, s)
-	f.handler = api.New(api.Config{Store: s, Guard: activities.NewGuard(nil)})
+	f.handler = api.New(api.Config{Store: s, Guard: egress.NewGuard(nil)})
 	id := f.create("https://example.com/keep")
 	refused := 0
 	for _, c := range ssrfcases.All {

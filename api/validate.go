@@ -9,7 +9,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/streamhooks/streamhooks/activities"
+	"github.com/streamhooks/streamhooks/egress"
 )
 
 // Field limits. URLs longer than browsers and proxies reliably carry are
@@ -124,7 +124,7 @@ func validWebhookURL(raw string) bool {
 		return net.ParseIP(host) != nil // bracketed hosts must be IPv6 literals
 	}
 	// Judge the name net/http will look up: "ｅｘａｍｐｌｅ．ｃｏｍ" is example.com.
-	return validHostname(activities.DialHost(host))
+	return validHostname(egress.DialHost(host))
 }
 
 // validHostname checks DNS label syntax (letters of any script, digits and

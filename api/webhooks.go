@@ -3,14 +3,11 @@ package api
 import (
 	"errors"
 	"net/http"
-	"net/netip"
-	"net/url"
-	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
 
-	"github.com/streamhooks/streamhooks/activities"
+	"github.com/streamhooks/streamhooks/egress"
 	"github.com/streamhooks/streamhooks/models"
 )
 
@@ -63,37 +60,17 @@ func (s *Server) webhookInput(c *gin.Context, partial bool) (models.WebhookUpdat
 }
 
 // blockedTarget explains why a valid URL's host may not be a target, or
-// returns "". Only what needs no DNS is judged here: address literals (in
-// any IPv4 spelling), localhost names and cloud metadata names. Other names
-// are not resolved: an answer now proves nothing about the answer at
-// delivery time (DNS rebinding), so they are resolved, and every answer
+// returns "". Only what needs no DNS is judged here (egress.Guard.CheckURL:
+// address literals in any spelling, localhost names and cloud metadata
+// names). Other names are not resolved: they are resolved, and every answer
 // checked, at every attempt, and a lookup here would only add latency and
 // a DNS side channel to the API.
 func (s *Server) blockedTarget(raw string) string {
 	if s.guard == nil {
 		return ""
 	}
-	u, err := url.Parse(raw)
-	if err != nil {
-		return ""
-	}
-	// Judge the host net/http will dial: fullwidth and other compatibility
-	// spellings fold to ASCII ("１２７．０．０．１" is 127.0.0.1).
-	host := strings.ToLower(strings.TrimSuffix(activities.DialHost(u.Hostname()), "."))
-	if activities.IsLocalhostName(host) {
-		// Loopback by definition: refused unless either loopback address
-		// is admitted, as at dial time.
-		if s.guard.Check(netip.IPv6Loopback()) == nil {
-			return ""
-		}
-		host = "127.0.0.1"
-	}
-	err = s.guard.CheckHost(host) // non-canonical IPv4 forms and cloud metadata names
-	if ip, perr := netip.ParseAddr(host); err == nil && perr == nil {
-		err = s.guard.Check(ip)
-	}
-	var b *activities.BlockedError
-	if errors.As(err, &b) {
+	var b *egress.BlockedError
+	if errors.As(s.guard.CheckURL(raw), &b) {
 		return "Enter a URL of a public endpoint: " + b.Error() + "."
 	}
 	return ""

@@ -37,6 +37,7 @@ import (
 
 	"github.com/streamhooks/streamhooks/activities"
 	"github.com/streamhooks/streamhooks/api"
+	"github.com/streamhooks/streamhooks/egress"
 	"github.com/streamhooks/streamhooks/models"
 	"github.com/streamhooks/streamhooks/models/modelstest"
 	"github.com/streamhooks/streamhooks/service"
@@ -142,7 +143,7 @@ func newStack(t *testing.T) *stack {
 	c := ts.GetDefaultClient()
 	reg := prometheus.NewRegistry()
 	acts := activities.New(activities.Config{
-		Store: store, Guard: activities.NewGuard(activities.LoopbackCIDRs), UserAgent: "streamhooks/e2e", Metrics: activities.NewMetrics(reg),
+		Store: store, Guard: egress.NewGuard(egress.LoopbackCIDRs), UserAgent: "streamhooks/e2e", Metrics: activities.NewMetrics(reg),
 		Schedule: []time.Duration{300 * time.Millisecond, 300 * time.Millisecond, 300 * time.Millisecond}, AttemptTimeout: 3 * time.Second,
 	})
 	w := worker.New(c, acts, worker.Options{})

@@ -24,6 +24,7 @@ import (
 
 	"github.com/streamhooks/streamhooks/activities"
 	"github.com/streamhooks/streamhooks/api"
+	"github.com/streamhooks/streamhooks/egress"
 	"github.com/streamhooks/streamhooks/models"
 	"github.com/streamhooks/streamhooks/service"
 	"github.com/streamhooks/streamhooks/worker"
@@ -163,7 +164,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer c.Close()
-	acts := activities.New(activities.Config{Store: store, Guard: activities.NewGuard(activities.LoopbackCIDRs), UserAgent: "streamhooks/bench", Logger: log})
+	acts := activities.New(activities.Config{Store: store, Guard: egress.NewGuard(egress.LoopbackCIDRs), UserAgent: "streamhooks/bench", Logger: log})
 	w := worker.New(c, acts, worker.Options{MaxConcurrentActivities: bc.ActivitySlot,
 		MaxConcurrentActivityPollers: bc.Pollers, MaxConcurrentWorkflowPollers: bc.Pollers})
 	if err := w.Start(); err != nil {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/streamhooks/streamhooks/activities"
+	"github.com/streamhooks/streamhooks/egress"
 	"github.com/streamhooks/streamhooks/service"
 	"github.com/streamhooks/streamhooks/workflows"
 
@@ -107,7 +108,7 @@ func (c *config) delivery() (deliveryConfig, error) {
 			return d, fmt.Errorf("%w: %s=%q: want a duration between 1ms and 5m", errUsage, envAttemptTimeout, c.AttemptTimeout)
 		}
 	}
-	if d.Allowed, err = activities.ParseCIDRs(c.AllowedTargets); err != nil {
+	if d.Allowed, err = egress.ParseCIDRs(c.AllowedTargets); err != nil {
 		return d, fmt.Errorf("%w: %s: %v", errUsage, envAllowedTargets, err)
 	}
 	d.DisableAfter = activities.DefaultDisableAfter

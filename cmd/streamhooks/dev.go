@@ -10,8 +10,8 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/streamhooks/streamhooks/activities"
 	"github.com/streamhooks/streamhooks/api"
+	"github.com/streamhooks/streamhooks/egress"
 	"github.com/streamhooks/streamhooks/models"
 	"github.com/streamhooks/streamhooks/service"
 )
@@ -52,7 +52,7 @@ func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	// Local receivers must work; private and metadata ranges stay blocked.
-	d.Allowed = append(append([]netip.Prefix{}, activities.LoopbackCIDRs...), d.Allowed...)
+	d.Allowed = append(append([]netip.Prefix{}, egress.LoopbackCIDRs...), d.Allowed...)
 	log, err := newLogger(stderr, cfg.LogLevel, true)
 	if err != nil {
 		return err
@@ -124,7 +124,7 @@ func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	tr := temporalReady(c)
 	tr.Required = true
 	h := api.New(api.Config{Store: store, Workflows: starter, Outbox: outbox, Ready: []api.ReadyCheck{tr},
-		Attempter: acts, Registry: reg, Logger: log, Guard: activities.NewGuard(d.Allowed)})
+		Attempter: acts, Registry: reg, Logger: log, Guard: egress.NewGuard(d.Allowed)})
 	apiErr := serveHTTP(ctx, apiLn, h, log)
 	stopWorker()
 	if err := <-workerDone; err != nil && apiErr == nil {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/hmac"
 	"fmt"
 	"io"
 	"log/slog"
@@ -11,7 +10,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/streamhooks/streamhooks/activities"
+	"github.com/streamhooks/streamhooks/signature"
 )
 
 // cmdReceive runs a loopback test receiver: it prints every delivery,
@@ -60,8 +59,7 @@ func verdict(h http.Header, body []byte, secret string) string {
 	if err != nil {
 		return "INVALID (bad timestamp)"
 	}
-	want := activities.Sign([]byte(secret), h.Get("webhook-id"), ts, body)
-	if !hmac.Equal([]byte(want), []byte(h.Get("webhook-signature"))) || h.Get("x-streams-token") != secret {
+	if !signature.Verify([]byte(secret), h.Get("webhook-id"), ts, body, h.Get("webhook-signature")) || h.Get("x-streams-token") != secret {
 		return "INVALID"
 	}
 	return "valid"

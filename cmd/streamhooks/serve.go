@@ -13,8 +13,8 @@ import (
 
 	"go.temporal.io/sdk/client"
 
-	"github.com/streamhooks/streamhooks/activities"
 	"github.com/streamhooks/streamhooks/api"
+	"github.com/streamhooks/streamhooks/egress"
 	"github.com/streamhooks/streamhooks/service"
 )
 
@@ -102,7 +102,7 @@ func cmdAPI(ctx context.Context, args []string, stderr io.Writer) error {
 	go outbox.Run(ctx)
 	h := api.New(api.Config{
 		Store: store, Workflows: starter, Outbox: outbox, Ready: []api.ReadyCheck{temporalReady(c)},
-		Attempter: newActivities(store, d, reg, log), Registry: reg, Logger: log, Guard: activities.NewGuard(d.Allowed),
+		Attempter: newActivities(store, d, reg, log), Registry: reg, Logger: log, Guard: egress.NewGuard(d.Allowed),
 	})
 	return serveHTTP(ctx, ln, h, log)
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/streamhooks/streamhooks/activities"
 	"github.com/streamhooks/streamhooks/api"
+	"github.com/streamhooks/streamhooks/egress"
 	"github.com/streamhooks/streamhooks/models"
 	"github.com/streamhooks/streamhooks/service"
 	"github.com/streamhooks/streamhooks/worker"
@@ -47,7 +48,7 @@ func dialTemporal(ctx context.Context, cfg *config, log *slog.Logger) (client.Cl
 // newActivities builds the delivery activities from validated settings.
 func newActivities(store *models.Store, d deliveryConfig, reg *prometheus.Registry, log *slog.Logger) *activities.Activities {
 	return activities.New(activities.Config{
-		Store: store, Guard: activities.NewGuard(d.Allowed), Schedule: d.Schedule, AttemptTimeout: d.AttemptTimeout,
+		Store: store, Guard: egress.NewGuard(d.Allowed), Schedule: d.Schedule, AttemptTimeout: d.AttemptTimeout,
 		DisableAfter: d.DisableAfter, Metrics: activities.NewMetrics(reg), UserAgent: "streamhooks/" + version, Logger: log,
 	})
 }

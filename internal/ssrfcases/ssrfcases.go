@@ -1,6 +1,6 @@
 // Package ssrfcases is the one list of server-side request forgery target
 // forms that both the create-time test (package api) and the dial-time test
-// (package activities) run. It is test data only; no production code
+// (package egress) run. It is test data only; no production code
 // imports it.
 package ssrfcases
 

@@ -1,4 +1,4 @@
-package activities
+package egress
 
 import (
 	"net/netip"

@@ -1,10 +1,16 @@
-package activities
+// Package egress is how streamhooks reaches customer endpoints without
+// reaching anything else: the SSRF guard that refuses every non-public
+// address, the dialer that resolves a host once and connects only to the
+// addresses it checked, the HTTP client built on it, and the URL check the
+// API applies when a webhook is created, so a target refused at delivery
+// time is refused at create time by the same rules.
+package egress
 
 import (
-	"errors"
 	"fmt"
 	"net"
 	"net/netip"
+	"net/url"
 	"strconv"
 	"strings"
 	"syscall"
@@ -232,6 +238,56 @@ func (g *Guard) CheckHost(host string) error {
 	return nil
 }
 
+// CheckURL judges the host of a webhook URL as the dialer will, without
+// resolving anything: address literals in any spelling, localhost names and
+// cloud metadata names. It returns a *BlockedError for a refused host, and
+// nil for a name whose DNS answers decide: an answer now proves nothing
+// about the answer at delivery time (DNS rebinding), so those are resolved,
+// and every answer checked, at every attempt. A URL that does not parse is
+// an error of another type, left to the caller's syntax check.
+func (g *Guard) CheckURL(rawURL string) error {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return fmt.Errorf("egress: check URL: %w", err)
+	}
+	// Judge the host net/http will dial: fullwidth and other compatibility
+	// spellings fold to ASCII ("１２７．０．０．１" is 127.0.0.1).
+	host := strings.ToLower(strings.TrimSuffix(DialHost(u.Hostname()), "."))
+	if isLocalhostName(host) {
+		// Loopback by definition: refused unless either loopback address
+		// is admitted, as at dial time.
+		if len(g.admittedLoopbacks()) > 0 {
+			return nil
+		}
+		host = "127.0.0.1"
+	}
+	if err := g.CheckHost(host); err != nil { // non-canonical IPv4 forms and cloud metadata names
+		return err
+	}
+	if ip, err := netip.ParseAddr(host); err == nil {
+		return g.Check(ip)
+	}
+	return nil
+}
+
+// loopbacks are the fixed answers for localhost names (RFC 6761), in the
+// order they are dialled.
+var loopbacks = []netip.Addr{netip.AddrFrom4([4]byte{127, 0, 0, 1}), netip.IPv6Loopback()}
+
+// admittedLoopbacks returns the loopback addresses the guard admits for a
+// localhost name: a name refused only when it admits neither, so an
+// operator may allow-list 127.0.0.1 alone. The dialer and CheckURL both
+// apply it, so create time and dial time agree.
+func (g *Guard) admittedLoopbacks() []netip.Addr {
+	var out []netip.Addr
+	for _, ip := range loopbacks {
+		if g.Check(ip) == nil {
+			out = append(out, ip)
+		}
+	}
+	return out
+}
+
 // parseLegacyIPv4 reads the inet_aton forms: 1 to 4 dot-separated parts,
 // each decimal, octal (leading 0) or hex (0x), the last filling the
 // remaining bytes.
@@ -283,11 +339,4 @@ func (g *Guard) control(_, address string, _ syscall.RawConn) error {
 		return &BlockedError{Reason: "unparseable"}
 	}
 	return g.Check(ip)
-}
-
-// isBlocked reports whether err was caused by the guard.
-func isBlocked(err error) (*BlockedError, bool) {
-	var b *BlockedError
-	ok := errors.As(err, &b)
-	return b, ok
 }

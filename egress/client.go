@@ -1,4 +1,4 @@
-package activities
+package egress
 
 import (
 	"net"
@@ -6,7 +6,7 @@ import (
 	"time"
 )
 
-// NewHTTPClient returns the one shared client deliveries use. It resolves
+// NewClient returns the one shared client deliveries use. It resolves
 // each host once with r (net.DefaultResolver when nil), refuses the host
 // when the guard refuses any of its addresses, and connects to the checked
 // addresses themselves, so a name cannot re-resolve to another address
@@ -14,7 +14,7 @@ import (
 // variables (a proxy would bypass the guard), never follows redirects, does
 // not decompress (so a gzip bomb stays a small, capped body), and keeps
 // connections alive per endpoint for throughput.
-func NewHTTPClient(g *Guard, r Resolver, attemptTimeout time.Duration) *http.Client {
+func NewClient(g *Guard, r Resolver, attemptTimeout time.Duration) *http.Client {
 	if g == nil {
 		g = NewGuard(nil)
 	}

@@ -1,4 +1,4 @@
-package activities
+package egress
 
 import (
 	"context"
@@ -83,21 +83,13 @@ func (d *guardedDialer) resolve(ctx context.Context, network, host string) ([]ne
 		return nil, err
 	}
 	var ips []netip.Addr
-	if IsLocalhostName(host) {
+	if isLocalhostName(host) {
 		// RFC 6761: localhost names are loopback whatever a DNS server
 		// answers for them. These answers are fixed, not an attacker's, so
-		// the loopback addresses the guard admits are used (an operator may
-		// allow-list 127.0.0.1 alone) and the name is refused only when it
-		// admits neither.
-		var refused error
-		for _, ip := range []netip.Addr{netip.AddrFrom4([4]byte{127, 0, 0, 1}), netip.IPv6Loopback()} {
-			if err := d.guard.Check(ip); err != nil {
-				refused = err
-				continue
-			}
-			ips = append(ips, ip)
-		}
-		if len(ips) == 0 {
+		// the loopback addresses the guard admits are used and the name is
+		// refused only when it admits neither.
+		if ips = d.guard.admittedLoopbacks(); len(ips) == 0 {
+			refused := d.guard.Check(netip.IPv6Loopback()) // both refused: report ::1, the last tried
 			var b *BlockedError
 			if errors.As(refused, &b) {
 				b.Host = host
@@ -169,9 +161,9 @@ func DialHost(host string) string {
 	return host
 }
 
-// IsLocalhostName reports whether host is "localhost" or a name under it
+// isLocalhostName reports whether host is "localhost" or a name under it
 // (RFC 6761), in any case, with or without the final dot.
-func IsLocalhostName(host string) bool {
+func isLocalhostName(host string) bool {
 	host = strings.ToLower(strings.TrimSuffix(host, "."))
 	return host == "localhost" || strings.HasSuffix(host, ".localhost")
 }

@@ -1,7 +1,8 @@
-package activities_test
+package egress_test
 
 import (
 	"context"
+	"errors"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -13,10 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/streamhooks/streamhooks/activities"
+	"github.com/streamhooks/streamhooks/egress"
 	"github.com/streamhooks/streamhooks/internal/ssrfcases"
-	"github.com/streamhooks/streamhooks/models"
-	"github.com/streamhooks/streamhooks/models/modelstest"
 )
 
 // scriptedResolver is the DNS of the test: scripted answers per name, one
@@ -149,11 +148,29 @@ func (l *ssrfListeners) serve(t *testing.T, ln net.Listener, h http.Handler) {
 	t.Cleanup(srv.Close)
 }
 
-// TestSSRFTable runs every form of ssrfcases.All through the real attempt
-// path: the guard admits only ssrfcases.Allowed (the stand-in for a public
-// address) and names resolve through scripted DNS. No attempt may reach
-// the refused listeners; every refused attempt is recorded as blocked with
-// a customer-safe message.
+// post sends one delivery-like request through client and returns the
+// status it got, or the error; the body is read and closed.
+func post(t *testing.T, client *http.Client, url string) (int, error) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, url, strings.NewReader(`{"id":"a1"}`))
+	if err != nil {
+		t.Fatalf("request for %s: %v", url, err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	_ = resp.Body.Close()
+	return resp.StatusCode, nil
+}
+
+// TestSSRFTable runs every form of ssrfcases.All through the delivery
+// client: the guard admits only ssrfcases.Allowed (the stand-in for a
+// public address) and names resolve through scripted DNS. No request may
+// reach the refused listeners; every refused one fails with a
+// *BlockedError whose message is customer-safe (package activities records
+// it as "Blocked: " + that message, see its TestSSRFBlockedAtDial).
 func TestSSRFTable(t *testing.T) {
 	l := newSSRFListeners(t)
 	dns := newScriptedResolver()
@@ -173,48 +190,37 @@ func TestSSRFTable(t *testing.T) {
 		t.Fatalf("only %d forms, want at least 80", len(ssrfcases.All))
 	}
 
-	s := modelstest.Postgres(t)
-	modelstest.Org(t, s, "org")
-	guard := activities.NewGuard([]netip.Prefix{netip.MustParsePrefix(ssrfcases.Allowed + "/32")})
-	base := &env{t: t, store: s, acts: activities.New(activities.Config{
-		Store: s, Guard: guard, Resolver: dns, AttemptTimeout: 2 * time.Second, UserAgent: "streamhooks/test",
-	})}
+	guard := egress.NewGuard([]netip.Prefix{netip.MustParsePrefix(ssrfcases.Allowed + "/32")})
+	client := egress.NewClient(guard, dns, 2*time.Second)
 
 	for _, c := range ssrfcases.All {
 		t.Run(c.Name(), func(t *testing.T) {
-			e := *base
-			e.t = t
 			refusedBefore, admittedBefore := l.refused.Load(), l.admitted.Load()
-			id := e.delivery(c.URL(l.port), `{"id":"a1"}`)
+			url := c.URL(l.port)
 			switch c.Kind {
 			case ssrfcases.Redirect:
-				res := e.attempt(id, 1, false)
-				if res.Outcome != activities.OutcomeRetry || res.StatusCode != c.Status || res.ErrorClass != models.ErrorClassHTTP {
-					t.Fatalf("result: got %+v, want a retried %d of class http", res, c.Status)
-				}
-				rows := e.attempts(id)
-				want := "The endpoint answered " + strconv.Itoa(c.Status) + " " + http.StatusText(c.Status) + "."
-				if len(rows) != 1 || rows[0].ResponseStatus != c.Status || rows[0].ErrorMessage != want {
-					t.Fatalf("attempt rows: %+v, want one with %q", rows, want)
+				status, err := post(t, client, url)
+				if err != nil || status != c.Status {
+					t.Fatalf("got %d, %v; want the %d itself, not followed", status, err, c.Status)
 				}
 				if n := l.admitted.Load() - admittedBefore; n != 1 {
 					t.Fatalf("the admitted receiver accepted %d connections, want 1", n)
 				}
 			case ssrfcases.Rebinding:
 				// The first lookup answers the admitted address: delivered.
-				if res := e.attempt(id, 1, false); res.Outcome != activities.OutcomeDelivered {
-					t.Fatalf("attempt 1: got %+v, want delivered to the admitted address", res)
+				if status, err := post(t, client, url); err != nil || status != http.StatusOK {
+					t.Fatalf("request 1: got %d, %v; want 200 from the admitted address", status, err)
 				}
 				if n := l.admitted.Load() - admittedBefore; n != 1 {
 					t.Fatalf("the admitted receiver accepted %d connections, want 1", n)
 				}
-				// The next event's attempt looks the name up again and gets
-				// a refused address: blocked, not dialed.
-				wantBlocked(t, &e, e.delivery(c.URL(l.port), `{"id":"a2"}`), 1)
+				// The next request looks the name up again and gets a
+				// refused address: blocked, not dialed.
+				wantBlocked(t, client, url)
 			default:
-				wantBlocked(t, &e, id, 1)
+				wantBlocked(t, client, url)
 			}
-			// One lookup per attempt, none for literals and names judged by
+			// One lookup per request, none for literals and names judged by
 			// name: nothing resolves again between the check and the dial.
 			wantLookups := map[ssrfcases.Kind]int{ssrfcases.DNS: 1, ssrfcases.Rebinding: 2, ssrfcases.Redirect: 1}[c.Kind]
 			if n := dns.count(c.Host); n != wantLookups {
@@ -230,52 +236,51 @@ func TestSSRFTable(t *testing.T) {
 	}
 }
 
-// wantBlocked makes attempt n and checks it was refused by the guard and
-// recorded with a customer-safe message.
-func wantBlocked(t *testing.T, e *env, id string, n int) {
+// wantBlocked sends one request and checks the guard refused it with a
+// customer-safe message.
+func wantBlocked(t *testing.T, client *http.Client, url string) {
 	t.Helper()
-	res := e.attempt(id, n, false)
-	if res.Outcome != activities.OutcomeRetry || res.ErrorClass != models.ErrorClassBlocked || res.StatusCode != 0 {
-		t.Fatalf("attempt %d: got %+v, want a retried attempt of class blocked", n, res)
+	status, err := post(t, client, url)
+	var b *egress.BlockedError
+	if !errors.As(err, &b) {
+		t.Fatalf("got %d, %v; want a *egress.BlockedError", status, err)
 	}
-	rows := e.attempts(id)
-	if len(rows) != n {
-		t.Fatalf("%d attempt rows, want %d", len(rows), n)
+	msg := b.Error()
+	if !strings.HasPrefix(msg, "destination ") || !strings.Contains(msg, " is not allowed (") || !strings.HasSuffix(msg, ")") {
+		t.Fatalf("message %q, want one naming the refused destination and class", msg)
 	}
-	row := rows[n-1]
-	msg := row.ErrorMessage
-	if row.ErrorClass != models.ErrorClassBlocked || !strings.HasPrefix(msg, "Blocked: destination ") || !strings.HasSuffix(msg, ".") {
-		t.Fatalf("attempt row: class %q message %q, want blocked with a Blocked: message", row.ErrorClass, msg)
-	}
-	for _, leak := range []string{secret, "dial ", "lookup ", "tcp", "syscall", "connect:"} {
+	for _, leak := range []string{"dial ", "lookup ", "tcp", "syscall", "connect:"} {
 		if strings.Contains(msg, leak) {
 			t.Fatalf("message %q contains %q: not customer-safe", msg, leak)
 		}
 	}
-	if !strings.Contains(msg, " is not allowed (") {
-		t.Fatalf("message %q does not name the refused class", msg)
-	}
+}
+
+// receiver is a loopback endpoint that answers status and counts requests.
+func receiver(t *testing.T, status int) (port string, requests *atomic.Int64) {
+	t.Helper()
+	requests = &atomic.Int64{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		requests.Add(1)
+		w.WriteHeader(status)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL[strings.LastIndex(srv.URL, ":")+1:], requests
 }
 
 // TestGuardedDialFallsBackAcrossFamilies: a name with an IPv6 and an IPv4
 // answer, both admitted, is delivered through the IPv4 one when nothing
 // listens on the IPv6 one, after a single lookup.
 func TestGuardedDialFallsBackAcrossFamilies(t *testing.T) {
-	rec := newRecorder(t, func(w http.ResponseWriter, _ int) { w.WriteHeader(http.StatusNoContent) })
-	port := rec.srv.URL[strings.LastIndex(rec.srv.URL, ":")+1:]
+	port, requests := receiver(t, http.StatusNoContent)
 	dns := newScriptedResolver()
 	dns.script("dual.example.com", [][]string{{"::1", "127.0.0.1"}})
-	s := modelstest.Postgres(t)
-	modelstest.Org(t, s, "org")
-	e := &env{t: t, store: s, acts: activities.New(activities.Config{
-		Store: s, Guard: activities.NewGuard(activities.LoopbackCIDRs), Resolver: dns, AttemptTimeout: 5 * time.Second,
-	})}
-	id := e.delivery("http://dual.example.com:"+port+"/hook", `{"id":"a1"}`)
-	if res := e.attempt(id, 1, false); res.Outcome != activities.OutcomeDelivered || res.StatusCode != http.StatusNoContent {
-		t.Fatalf("result: got %+v, want delivered 204", res)
+	client := egress.NewClient(egress.NewGuard(egress.LoopbackCIDRs), dns, 5*time.Second)
+	if status, err := post(t, client, "http://dual.example.com:"+port+"/hook"); err != nil || status != http.StatusNoContent {
+		t.Fatalf("got %d, %v; want 204", status, err)
 	}
-	if rec.count() != 1 || dns.count("dual.example.com") != 1 {
-		t.Fatalf("receiver saw %d requests after %d lookups, want 1 and 1", rec.count(), dns.count("dual.example.com"))
+	if requests.Load() != 1 || dns.count("dual.example.com") != 1 {
+		t.Fatalf("receiver saw %d requests after %d lookups, want 1 and 1", requests.Load(), dns.count("dual.example.com"))
 	}
 }
 
@@ -283,7 +288,7 @@ func TestGuardedDialFallsBackAcrossFamilies(t *testing.T) {
 // lookup had a deadline: http.Transport dials without one, so the dialer
 // must bound the lookup and the connection attempts itself.
 type deadlineResolver struct {
-	inner       activities.Resolver
+	inner       egress.Resolver
 	sawDeadline atomic.Bool
 }
 
@@ -297,19 +302,13 @@ func (r *deadlineResolver) LookupNetIP(ctx context.Context, network, host string
 // the dial run under the dialer's timeout, so one silent address cannot use
 // up a whole attempt before the next address is tried.
 func TestGuardedDialHasDeadline(t *testing.T) {
-	rec := newRecorder(t, func(w http.ResponseWriter, _ int) { w.WriteHeader(http.StatusOK) })
-	port := rec.srv.URL[strings.LastIndex(rec.srv.URL, ":")+1:]
+	port, _ := receiver(t, http.StatusOK)
 	dns := newScriptedResolver()
 	dns.script("timed.example.com", [][]string{{"127.0.0.1"}})
 	res := &deadlineResolver{inner: dns}
-	s := modelstest.Postgres(t)
-	modelstest.Org(t, s, "org")
-	e := &env{t: t, store: s, acts: activities.New(activities.Config{
-		Store: s, Guard: activities.NewGuard(activities.LoopbackCIDRs), Resolver: res, AttemptTimeout: 5 * time.Second,
-	})}
-	id := e.delivery("http://timed.example.com:"+port+"/hook", `{"id":"a1"}`)
-	if r := e.attempt(id, 1, false); r.Outcome != activities.OutcomeDelivered {
-		t.Fatalf("result: got %+v, want delivered", r)
+	client := egress.NewClient(egress.NewGuard(egress.LoopbackCIDRs), res, 5*time.Second)
+	if status, err := post(t, client, "http://timed.example.com:"+port+"/hook"); err != nil || status != http.StatusOK {
+		t.Fatalf("got %d, %v; want 200", status, err)
 	}
 	if !res.sawDeadline.Load() {
 		t.Fatal("the lookup ran without a deadline: the dialer timeout is not applied")
@@ -320,17 +319,28 @@ func TestGuardedDialHasDeadline(t *testing.T) {
 // 127.0.0.1 alone can deliver to http://localhost (::1 is skipped, not a
 // reason to refuse the name).
 func TestLocalhostWithOneLoopbackAllowed(t *testing.T) {
-	rec := newRecorder(t, func(w http.ResponseWriter, _ int) { w.WriteHeader(http.StatusOK) })
-	port := rec.srv.URL[strings.LastIndex(rec.srv.URL, ":")+1:]
-	allow, err := activities.ParseCIDRs("127.0.0.1")
+	port, requests := receiver(t, http.StatusOK)
+	allow, err := egress.ParseCIDRs("127.0.0.1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := modelstest.Postgres(t)
-	modelstest.Org(t, s, "org")
-	e := &env{t: t, store: s, acts: activities.New(activities.Config{Store: s, Guard: activities.NewGuard(allow), AttemptTimeout: 5 * time.Second})}
-	id := e.delivery("http://localhost:"+port+"/hook", `{"id":"a1"}`)
-	if r := e.attempt(id, 1, false); r.Outcome != activities.OutcomeDelivered || rec.count() != 1 {
-		t.Fatalf("result: got %+v after %d requests, want delivered once", r, rec.count())
+	client := egress.NewClient(egress.NewGuard(allow), nil, 5*time.Second)
+	if status, err := post(t, client, "http://localhost:"+port+"/hook"); err != nil || status != http.StatusOK || requests.Load() != 1 {
+		t.Fatalf("got %d, %v after %d requests; want 200 once", status, err, requests.Load())
+	}
+}
+
+// TestLocalhostRefused: with no loopback admitted, a localhost name is
+// refused by name, without a lookup, reporting the name and ::1.
+func TestLocalhostRefused(t *testing.T) {
+	dns := newScriptedResolver()
+	client := egress.NewClient(egress.NewGuard(nil), dns, 5*time.Second)
+	_, err := post(t, client, "http://localhost:8443/hook")
+	var b *egress.BlockedError
+	if !errors.As(err, &b) || b.Error() != "destination localhost (::1) is not allowed (loopback address)" {
+		t.Fatalf("got %v, want localhost refused as ::1", err)
+	}
+	if n := dns.count("localhost"); n != 0 {
+		t.Fatalf("%d lookups of localhost, want 0", n)
 	}
 }
