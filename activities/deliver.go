@@ -178,7 +178,7 @@ type AttemptInput struct {
 type AttemptResult struct {
 	Outcome    Outcome
 	StatusCode int
-	ErrorClass string
+	ErrorClass models.ErrorClass
 	RetryAfter time.Duration // from Retry-After on 429/503, else 0
 	DurationMS int64
 }
@@ -293,7 +293,7 @@ func readCapped(r io.Reader, limit int64) ([]byte, error) {
 // classifyError maps a transport error to an error class and a message that
 // is safe to show to customers (no secrets, no internal addresses beyond the
 // target's own).
-func classifyError(err error) (string, string) {
+func classifyError(err error) (models.ErrorClass, string) {
 	var b *egress.BlockedError
 	if errors.As(err, &b) {
 		return models.ErrorClassBlocked, "Blocked: " + b.Error() + "."

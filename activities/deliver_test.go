@@ -223,7 +223,7 @@ func TestAttemptOutcomes(t *testing.T) {
 		final      bool
 		wantOut    activities.Outcome
 		wantStatus int
-		wantClass  string
+		wantClass  models.ErrorClass
 		wantState  models.DeliveryState
 		check      func(t *testing.T, id string, res activities.AttemptResult)
 	}{
@@ -381,7 +381,8 @@ func TestConnectionErrors(t *testing.T) {
 	url := closed.URL
 	closed.Close()
 	tests := []struct {
-		name, url, class string
+		name, url string
+		class     models.ErrorClass
 	}{
 		{"connection refused", url, models.ErrorClassConnection},
 		{"unknown host", "http://no-such-host.invalid/", models.ErrorClassDNS},

@@ -44,7 +44,7 @@ func (m *Metrics) attempt(row *models.DeliveryAttempt, state models.DeliveryStat
 	if m == nil {
 		return
 	}
-	class := row.ErrorClass
+	class := string(row.ErrorClass)
 	if row.ResponseStatus != 0 {
 		class = strconv.Itoa(row.ResponseStatus/100) + "xx"
 	}

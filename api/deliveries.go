@@ -26,7 +26,7 @@ type deliveryResource struct {
 	State              models.DeliveryState `json:"state"`
 	AttemptCount       int                  `json:"attempt_count"`
 	LastResponseStatus *int                 `json:"last_response_status"`
-	LastErrorClass     string               `json:"last_error_class"`
+	LastErrorClass     models.ErrorClass    `json:"last_error_class"`
 	Created            time.Time            `json:"created"`
 	Modified           time.Time            `json:"modified"`
 	NextAttemptAt      *time.Time           `json:"next_attempt_at"`
@@ -51,7 +51,7 @@ type attemptResource struct {
 	ResponseHeaders      map[string]string `json:"response_headers"`
 	ResponseBody         string            `json:"response_body"`
 	ResponseBodyEncoding string            `json:"response_body_encoding"`
-	ErrorClass           string            `json:"error_class"`
+	ErrorClass           models.ErrorClass `json:"error_class"`
 	ErrorMessage         string            `json:"error_message"`
 }
 
@@ -174,13 +174,13 @@ func (s *Server) redeliver(c *gin.Context) {
 
 // pingResult is the answer of the ping endpoint.
 type pingResult struct {
-	DeliveryID   string `json:"delivery_id"`
-	Success      bool   `json:"success"`
-	StatusCode   *int   `json:"status_code"`
-	DurationMS   int64  `json:"duration_ms"`
-	ErrorClass   string `json:"error_class"`
-	ErrorMessage string `json:"error_message"`
-	ResponseBody string `json:"response_body"`
+	DeliveryID   string            `json:"delivery_id"`
+	Success      bool              `json:"success"`
+	StatusCode   *int              `json:"status_code"`
+	DurationMS   int64             `json:"duration_ms"`
+	ErrorClass   models.ErrorClass `json:"error_class"`
+	ErrorMessage string            `json:"error_message"`
+	ResponseBody string            `json:"response_body"`
 }
 
 // ping sends a documented test payload to one webhook now

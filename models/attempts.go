@@ -9,14 +9,18 @@ import (
 	"gorm.io/gorm/clause"
 )
 
+// ErrorClass says why an attempt failed, as recorded on its row and shown
+// in the API; empty for a success.
+type ErrorClass string
+
 // Attempt error classes, as recorded on each attempt row.
 const (
-	ErrorClassNone       = ""
-	ErrorClassTimeout    = "timeout"
-	ErrorClassConnection = "connection"
-	ErrorClassDNS        = "dns"
-	ErrorClassBlocked    = "blocked"
-	ErrorClassHTTP       = "http"
+	ErrorClassNone       ErrorClass = ""
+	ErrorClassTimeout    ErrorClass = "timeout"
+	ErrorClassConnection ErrorClass = "connection"
+	ErrorClassDNS        ErrorClass = "dns"
+	ErrorClassBlocked    ErrorClass = "blocked"
+	ErrorClassHTTP       ErrorClass = "http"
 )
 
 // DeliveryAttempt is the audit row of one HTTP attempt.
@@ -30,7 +34,7 @@ type DeliveryAttempt struct {
 	ResponseStatus  int
 	ResponseHeaders string
 	ResponseBody    []byte
-	ErrorClass      string
+	ErrorClass      ErrorClass
 	ErrorMessage    string
 	DurationMS      int64 `gorm:"column:duration_ms"`
 	StartedAt       time.Time

@@ -38,7 +38,7 @@ type Delivery struct {
 	State          DeliveryState
 	AttemptCount   int
 	LastStatus     int
-	LastErrorClass string
+	LastErrorClass ErrorClass
 	NextAttemptAt  *time.Time
 	WorkflowID     string
 	RunID          string

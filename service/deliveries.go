@@ -79,7 +79,7 @@ type PingResult struct {
 	Delivered  bool
 	StatusCode int // 0 when no answer came
 	DurationMS int64
-	ErrorClass string
+	ErrorClass models.ErrorClass
 	// Attempt is the recorded attempt row; nil if it could not be read.
 	Attempt *models.DeliveryAttempt
 }

@@ -294,7 +294,7 @@ func outcomeText(r activities.AttemptResult) string {
 	if r.StatusCode != 0 {
 		return fmt.Sprint(r.StatusCode)
 	}
-	return r.ErrorClass
+	return string(r.ErrorClass)
 }
 
 // jitter spreads a scheduled wait by ±jitterFraction. It is derived from the
