@@ -43,13 +43,27 @@ var (
 	WebhookIDKey      = temporal.NewSearchAttributeKeyKeyword("WebhookId")
 )
 
+// SearchAttributeKeys lists the custom search attributes the starter sets.
+// It is the one list every registration uses: EnsureSearchAttributes and the
+// embedded dev server's namespace (internal/devserver).
+func SearchAttributeKeys() []temporal.SearchAttributeKeyKeyword {
+	return []temporal.SearchAttributeKeyKeyword{OrganizationIDKey, AssetIDKey, AssetStatusKey, WebhookIDKey}
+}
+
+// SearchAttributeTypes maps each of SearchAttributeKeys to its indexed
+// type, the form a namespace registers them in.
+func SearchAttributeTypes() map[string]enumspb.IndexedValueType {
+	types := map[string]enumspb.IndexedValueType{}
+	for _, k := range SearchAttributeKeys() {
+		types[k.GetName()] = enumspb.INDEXED_VALUE_TYPE_KEYWORD
+	}
+	return types
+}
+
 // EnsureSearchAttributes registers the custom search attributes in a
 // namespace; registering existing ones is harmless.
 func EnsureSearchAttributes(ctx context.Context, c client.Client, namespace string) error {
-	want := map[string]enumspb.IndexedValueType{}
-	for _, k := range []temporal.SearchAttributeKeyKeyword{OrganizationIDKey, AssetIDKey, AssetStatusKey, WebhookIDKey} {
-		want[k.GetName()] = enumspb.INDEXED_VALUE_TYPE_KEYWORD
-	}
+	want := SearchAttributeTypes()
 	list, err := c.OperatorService().ListSearchAttributes(ctx, &operatorservice.ListSearchAttributesRequest{Namespace: namespace})
 	if err != nil {
 		return fmt.Errorf("list search attributes of %s: %w", namespace, err)
