@@ -31,13 +31,11 @@ type Starter struct {
 	EagerStart bool
 }
 
-// EnsureSearchAttributes registers the custom search attributes in a
-// namespace; registering existing ones is harmless.
+// EnsureSearchAttributes registers the custom search attributes
+// (workflows.SearchAttributeKeys) in a namespace; registering existing
+// ones is harmless.
 func EnsureSearchAttributes(ctx context.Context, c client.Client, namespace string) error {
-	want := map[string]enumspb.IndexedValueType{}
-	for _, k := range []temporal.SearchAttributeKeyKeyword{workflows.OrganizationIDKey, workflows.AssetIDKey, workflows.AssetStatusKey, workflows.WebhookIDKey} {
-		want[k.GetName()] = enumspb.INDEXED_VALUE_TYPE_KEYWORD
-	}
+	want := workflows.SearchAttributeTypes()
 	list, err := c.OperatorService().ListSearchAttributes(ctx, &operatorservice.ListSearchAttributesRequest{Namespace: namespace})
 	if err != nil {
 		return fmt.Errorf("list search attributes of %s: %w", namespace, err)

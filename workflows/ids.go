@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/temporal"
 )
 
@@ -18,6 +19,23 @@ var (
 	AssetStatusKey    = temporal.NewSearchAttributeKeyKeyword("AssetStatus")
 	WebhookIDKey      = temporal.NewSearchAttributeKeyKeyword("WebhookId")
 )
+
+// SearchAttributeKeys lists the custom search attributes the starter sets.
+// It is the one list every registration uses: service.EnsureSearchAttributes
+// and the embedded dev server's namespace (internal/devserver).
+func SearchAttributeKeys() []temporal.SearchAttributeKeyKeyword {
+	return []temporal.SearchAttributeKeyKeyword{OrganizationIDKey, AssetIDKey, AssetStatusKey, WebhookIDKey}
+}
+
+// SearchAttributeTypes maps each of SearchAttributeKeys to its indexed
+// type, the form a namespace registers them in.
+func SearchAttributeTypes() map[string]enumspb.IndexedValueType {
+	types := map[string]enumspb.IndexedValueType{}
+	for _, k := range SearchAttributeKeys() {
+		types[k.GetName()] = enumspb.INDEXED_VALUE_TYPE_KEYWORD
+	}
+	return types
+}
 
 // RedeliveryID is the workflow id of the redelivery that starts with
 // attempt number firstAttempt, so a repeated request collapses.

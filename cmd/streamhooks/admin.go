@@ -4,50 +4,20 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 
+	"github.com/streamhooks/streamhooks/internal/config"
+	"github.com/streamhooks/streamhooks/internal/roles"
 	"github.com/streamhooks/streamhooks/models"
 )
 
-// openStore opens the configured database. With migrate it also applies
-// pending migrations (admin commands and the dev mode); production roles
-// instead refuse to start on an outdated schema.
-func openStore(ctx context.Context, cfg *config, migrate bool) (*models.Store, error) {
-	dsn, err := cfg.databaseURL()
-	if err != nil {
-		return nil, err
-	}
-	store, err := models.Open(ctx, dsn)
-	if err != nil {
-		return nil, err
-	}
-	if migrate {
-		if _, err := store.Migrate(ctx); err != nil {
-			_ = store.Close()
-			return nil, err
-		}
-		return store, nil
-	}
-	pending, err := store.PendingMigrations(ctx)
-	if err != nil {
-		_ = store.Close()
-		return nil, err
-	}
-	if len(pending) > 0 {
-		_ = store.Close()
-		return nil, fmt.Errorf("the database schema is out of date (%d migrations pending): run 'streamhooks migrate' first", len(pending))
-	}
-	return store, nil
-}
-
-func cmdMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	cfg := loadConfig()
-	fs := newFlags("migrate", "migrate [--data-dir DIR]", stderr)
-	cfg.dataDirFlag(fs)
+func cmdMigrate(ctx context.Context, cfg config.Config, args []string, out streams) error {
+	stdout := out.stdout
+	fs := newFlags("migrate", "migrate [--data-dir DIR]", out.stderr)
+	cfg.DataDirFlag(fs)
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
-	dsn, err := cfg.databaseURL()
+	dsn, err := cfg.DatabaseURLOrDev()
 	if err != nil {
 		return err
 	}
@@ -64,10 +34,10 @@ func cmdMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	return nil
 }
 
-func cmdOrgs(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	cfg := loadConfig()
-	fs := newFlags("orgs", "orgs create <org_id> [--name NAME] [--data-dir DIR]", stderr)
-	cfg.dataDirFlag(fs)
+func cmdOrgs(ctx context.Context, cfg config.Config, args []string, out streams) error {
+	stdout := out.stdout
+	fs := newFlags("orgs", "orgs create <org_id> [--name NAME] [--data-dir DIR]", out.stderr)
+	cfg.DataDirFlag(fs)
 	name := fs.String("name", "", "display name of the organization")
 	pos, err := parse(fs, args)
 	if err != nil {
@@ -75,9 +45,9 @@ func cmdOrgs(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	if len(pos) != 2 || pos[0] != "create" {
 		fs.Usage()
-		return fmt.Errorf("%w: want 'orgs create <org_id>'", errUsage)
+		return fmt.Errorf("%w: want 'orgs create <org_id>'", config.ErrUsage)
 	}
-	store, err := openStore(ctx, &cfg, true)
+	store, err := roles.OpenStore(ctx, &cfg, true)
 	if err != nil {
 		return err
 	}
@@ -90,10 +60,10 @@ func cmdOrgs(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	return nil
 }
 
-func cmdTokens(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	cfg := loadConfig()
+func cmdTokens(ctx context.Context, cfg config.Config, args []string, out streams) error {
+	stdout, stderr := out.stdout, out.stderr
 	fs := newFlags("tokens", "tokens create --org <org_id> | tokens create --service | tokens revoke <token>", stderr)
-	cfg.dataDirFlag(fs)
+	cfg.DataDirFlag(fs)
 	org := fs.String("org", "", "organization of a new customer token")
 	service := fs.Bool("service", false, "create a service token (for platform services signalling asset events)")
 	pos, err := parse(fs, args)
@@ -105,9 +75,9 @@ func cmdTokens(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	case len(pos) == 2 && pos[0] == "revoke" && *org == "" && !*service:
 	default:
 		fs.Usage()
-		return fmt.Errorf("%w: want 'tokens create --org <org_id>', 'tokens create --service' or 'tokens revoke <token>'", errUsage)
+		return fmt.Errorf("%w: want 'tokens create --org <org_id>', 'tokens create --service' or 'tokens revoke <token>'", config.ErrUsage)
 	}
-	store, err := openStore(ctx, &cfg, true)
+	store, err := roles.OpenStore(ctx, &cfg, true)
 	if err != nil {
 		return err
 	}

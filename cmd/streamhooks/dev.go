@@ -12,14 +12,12 @@ import (
 
 	"github.com/streamhooks/streamhooks/api"
 	"github.com/streamhooks/streamhooks/egress"
+	"github.com/streamhooks/streamhooks/internal/config"
+	"github.com/streamhooks/streamhooks/internal/devserver"
+	"github.com/streamhooks/streamhooks/internal/roles"
 	"github.com/streamhooks/streamhooks/models"
 	"github.com/streamhooks/streamhooks/service"
-)
-
-// Dev-mode environment variables (flags win).
-const (
-	envTemporalAddr = "STREAMHOOKS_TEMPORAL_ADDR"
-	envUIAddr       = "STREAMHOOKS_UI_ADDR"
+	"github.com/streamhooks/streamhooks/worker"
 )
 
 // devOrg is the organization the dev mode seeds on first start.
@@ -32,28 +30,28 @@ type devCredentials struct {
 	ServiceToken  string `json:"service_token"`
 }
 
-func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func cmdDev(ctx context.Context, cfg config.Config, args []string, out streams) error {
 	started := time.Now()
-	cfg := loadConfig()
+	stdout, stderr := out.stdout, out.stderr
 	fs := newFlags("dev", "dev [--data-dir DIR] [--api-addr ADDR] [--temporal-addr ADDR] [--ui-addr ADDR]", stderr)
-	cfg.dataDirFlag(fs)
-	apiAddr := fs.String("api-addr", envOr(envAPIAddr, "127.0.0.1:8080"), "API listen address ("+envAPIAddr+")")
-	temporalAddr := fs.String("temporal-addr", envOr(envTemporalAddr, "127.0.0.1:7233"), "Temporal frontend address ("+envTemporalAddr+")")
-	uiAddr := fs.String("ui-addr", envOr(envUIAddr, "127.0.0.1:8233"), "Temporal UI address ("+envUIAddr+")")
+	cfg.DataDirFlag(fs)
+	fs.StringVar(&cfg.DevAPIAddr, "api-addr", cfg.DevAPIAddr, "API listen address ("+config.EnvAPIAddr+")")
+	fs.StringVar(&cfg.DevTemporalAddr, "temporal-addr", cfg.DevTemporalAddr, "Temporal frontend address ("+config.EnvDevTemporalAddr+")")
+	fs.StringVar(&cfg.DevUIAddr, "ui-addr", cfg.DevUIAddr, "Temporal UI address ("+config.EnvDevUIAddr+")")
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
-	d, err := cfg.delivery()
+	d, err := cfg.Delivery()
 	if err != nil {
 		return err
 	}
-	recon, err := cfg.reconcile()
+	recon, err := cfg.Reconcile()
 	if err != nil {
 		return err
 	}
 	// Local receivers must work; private and metadata ranges stay blocked.
 	d.Allowed = append(append([]netip.Prefix{}, egress.LoopbackCIDRs...), d.Allowed...)
-	log, err := newLogger(stderr, cfg.LogLevel, true)
+	log, err := cfg.Logger(stderr, true)
 	if err != nil {
 		return err
 	}
@@ -61,25 +59,25 @@ func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err := checkDataDir(cfg.DataDir); err != nil {
 		return err
 	}
-	for _, a := range []struct{ what, addr string }{{"Temporal", *temporalAddr}, {"Temporal UI", *uiAddr}} {
+	for _, a := range []struct{ what, addr string }{{"Temporal", cfg.DevTemporalAddr}, {"Temporal UI", cfg.DevUIAddr}} {
 		ln, err := listen(a.what, a.addr)
 		if err != nil {
 			return err
 		}
 		_ = ln.Close()
 	}
-	apiLn, err := listen("API", *apiAddr)
+	apiLn, err := listen("API", cfg.DevAPIAddr)
 	if err != nil {
 		return err
 	}
 	defer apiLn.Close()
 
-	store, err := openStore(ctx, &cfg, true)
+	store, err := roles.OpenStore(ctx, &cfg, true)
 	if err != nil {
 		return fmt.Errorf("app database in %s is unusable (corrupt? delete it to start afresh): %w", cfg.DataDir, err)
 	}
 	defer store.Close()
-	if err := cfg.useSecretKey(store, filepath.Join(cfg.DataDir, "secret.key")); err != nil {
+	if err := cfg.UseSecretKey(store, filepath.Join(cfg.DataDir, "secret.key")); err != nil {
 		return err
 	}
 	creds, err := seedDev(ctx, store, cfg.DataDir)
@@ -87,7 +85,7 @@ func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 
-	et, err := startEmbeddedTemporal(embeddedTemporalConfig{DataDir: cfg.DataDir, FrontendAddr: *temporalAddr, UIAddr: *uiAddr})
+	et, err := devserver.Start(devserver.Config{DataDir: cfg.DataDir, FrontendAddr: cfg.DevTemporalAddr, UIAddr: cfg.DevUIAddr})
 	if err != nil {
 		return err
 	}
@@ -96,35 +94,36 @@ func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			log.Warn("stop Temporal server", "error", err)
 		}
 	}()
-	cfg.TemporalAddress, cfg.TemporalNamespace = *temporalAddr, devNamespace
-	c, err := dialTemporal(ctx, &cfg, log)
+	cfg.TemporalAddress, cfg.TemporalNamespace = cfg.DevTemporalAddr, devserver.Namespace
+	c, err := roles.DialTemporal(ctx, &cfg, log)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
 
-	reg := newRegistry()
-	acts := newActivities(store, d, reg, log)
-	starter := newStarter(ctx, c, &cfg, log)
+	reg := roles.NewRegistry()
+	w := worker.Assemble(workerConfig(worker.Config{Client: c, Store: store, Registry: reg, Logger: log,
+		Options: worker.Options{TaskQueue: cfg.TaskQueue}}, d))
+	starter := roles.NewStarter(ctx, c, &cfg, log)
 	starter.EagerStart = true // the worker is in this process (docs/benchmarks.md)
 	workerCtx, stopWorker := context.WithCancel(ctx)
 	outbox := service.NewOutbox(store, starter, log, reg)
 	go outbox.Run(workerCtx)
 	workerDone := make(chan error, 1)
 	go func() {
-		workerDone <- runWorker(workerCtx, workerRole{client: c, acts: acts, starter: starter, store: store,
-			delivery: d, recon: recon, reg: reg, log: log, outbox: outbox})
+		workerDone <- worker.Run(workerCtx, worker.RunInput{Worker: w, Starter: starter, Store: store,
+			ReconcileInterval: recon.Interval, ReconcileGrace: recon.Grace, Registry: reg, Logger: log, Outbox: outbox})
 	}()
 
 	printBanner(stdout, banner{
-		API: "http://" + apiLn.Addr().String(), UI: "http://" + *uiAddr, Temporal: *temporalAddr,
+		API: "http://" + apiLn.Addr().String(), UI: "http://" + cfg.DevUIAddr, Temporal: cfg.DevTemporalAddr,
 		DataDir: cfg.DataDir, DB: dbKind(&cfg), Creds: creds, Allowed: d.Allowed, Startup: time.Since(started),
 	})
 	// The dev process is its own worker: it needs Temporal to deliver.
-	tr := temporalReady(c)
+	tr := roles.TemporalReady(c)
 	tr.Required = true
 	h := api.New(api.Config{Store: store, Workflows: starter, Outbox: outbox, Ready: []api.ReadyCheck{tr},
-		Attempter: acts, Registry: reg, Logger: log, Guard: egress.NewGuard(d.Allowed)})
+		Attempter: w.Activities, Registry: reg, Logger: log, Guard: egress.NewGuard(d.Allowed)})
 	apiErr := serveHTTP(ctx, apiLn, h, log)
 	stopWorker()
 	if err := <-workerDone; err != nil && apiErr == nil {
@@ -176,7 +175,7 @@ func seedDev(ctx context.Context, store *models.Store, dataDir string) (devCrede
 	return creds, nil
 }
 
-func dbKind(cfg *config) string {
+func dbKind(cfg *config.Config) string {
 	if cfg.DatabaseURL != "" {
 		return "DATABASE_URL"
 	}
@@ -219,6 +218,6 @@ Try it (a local receiver that prints and verifies deliveries:
 
 Find it in Temporal UI with: OrganizationId="demo" AND AssetId="vid_1"
 
-`, b.Startup.Round(time.Millisecond), b.API, b.UI, b.Temporal, devNamespace, b.DataDir, b.DB, devOrg,
+`, b.Startup.Round(time.Millisecond), b.API, b.UI, b.Temporal, devserver.Namespace, b.DataDir, b.DB, devOrg,
 		b.Creds.CustomerToken, b.Creds.ServiceToken, fmt.Sprint(b.Allowed))
 }

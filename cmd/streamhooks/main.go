@@ -8,9 +8,15 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/streamhooks/streamhooks/internal/config"
+	"github.com/streamhooks/streamhooks/internal/roles"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -38,24 +44,23 @@ The database is DATABASE_URL when set, else the SQLite file of the dev data
 dir (--data-dir, STREAMHOOKS_DATA_DIR, default ./.streamhooks).
 `
 
-// errUsage marks errors caused by wrong command-line use (exit code 2).
-var errUsage = errors.New("usage")
-
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	code := run(ctx, os.Args[1:], streams{stdout: os.Stdout, stderr: os.Stderr}, os.Getenv)
 	stop()
 	os.Exit(code)
 }
 
 // run executes one command and returns the process exit code: 0 on success,
-// 2 for bad usage, 1 for any other failure.
-func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	err := dispatch(ctx, args, stdout, stderr)
+// 2 for bad usage, 1 for any other failure. The environment is read once,
+// through getenv, into the one config every command takes.
+func run(ctx context.Context, args []string, out streams, getenv func(string) string) int {
+	err := dispatch(ctx, args, out, config.Load(getenv))
+	stderr := out.stderr
 	switch {
 	case err == nil, errors.Is(err, flag.ErrHelp):
 		return 0
-	case errors.Is(err, errUsage):
+	case errors.Is(err, config.ErrUsage):
 		fmt.Fprintf(stderr, "streamhooks: %v\n", err)
 		return 2
 	default:
@@ -64,10 +69,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 }
 
-func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+// streams are where a command writes.
+type streams struct{ stdout, stderr io.Writer }
+
+func dispatch(ctx context.Context, args []string, out streams, cfg config.Config) error {
+	stdout, stderr := out.stdout, out.stderr
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
-		return fmt.Errorf("%w: no command given", errUsage)
+		return fmt.Errorf("%w: no command given", config.ErrUsage)
 	}
 	cmd, rest := args[0], args[1:]
 	switch cmd {
@@ -78,24 +87,24 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fmt.Fprintln(stdout, "streamhooks", version)
 		return nil
 	case "api":
-		return cmdAPI(ctx, rest, stderr)
+		return cmdAPI(ctx, cfg, rest, stderr)
 	case "dev":
-		return cmdDev(ctx, rest, stdout, stderr)
+		return cmdDev(ctx, cfg, rest, out)
 	case "bench":
-		return cmdBench(ctx, rest, stdout, stderr)
+		return cmdBench(ctx, cfg, rest, out)
 	case "receive":
 		return cmdReceive(ctx, rest, stdout, stderr)
 	case "worker":
-		return cmdWorker(ctx, rest, stderr)
+		return cmdWorker(ctx, cfg, rest, stderr)
 	case "migrate":
-		return cmdMigrate(ctx, rest, stdout, stderr)
+		return cmdMigrate(ctx, cfg, rest, out)
 	case "orgs":
-		return cmdOrgs(ctx, rest, stdout, stderr)
+		return cmdOrgs(ctx, cfg, rest, out)
 	case "tokens":
-		return cmdTokens(ctx, rest, stdout, stderr)
+		return cmdTokens(ctx, cfg, rest, out)
 	}
 	fmt.Fprint(stderr, usage)
-	return fmt.Errorf("%w: unknown command %q", errUsage, cmd)
+	return fmt.Errorf("%w: unknown command %q", config.ErrUsage, cmd)
 }
 
 // newFlags makes a flag set that reports errors instead of exiting.
@@ -118,7 +127,7 @@ func parse(fs *flag.FlagSet, args []string) ([]string, error) {
 			if errors.Is(err, flag.ErrHelp) {
 				return nil, err
 			}
-			return nil, fmt.Errorf("%w: %v", errUsage, err)
+			return nil, fmt.Errorf("%w: %v", config.ErrUsage, err)
 		}
 		args = fs.Args()
 		if len(args) == 0 {
@@ -127,4 +136,13 @@ func parse(fs *flag.FlagSet, args []string) ([]string, error) {
 		pos = append(pos, args[0])
 		args = args[1:]
 	}
+}
+
+// listen is roles.Listen under the name every command (receive.go too)
+// has always called it.
+func listen(what, addr string) (net.Listener, error) { return roles.Listen(what, addr) }
+
+// serveHTTP is roles.ServeHTTP, likewise.
+func serveHTTP(ctx context.Context, ln net.Listener, h http.Handler, log *slog.Logger) error {
+	return roles.ServeHTTP(ctx, ln, h, log)
 }

@@ -1,4 +1,8 @@
-package main
+// Package devserver runs a Temporal server (frontend, history, matching,
+// worker) persisted in one SQLite file, plus the Temporal Web UI, inside the
+// streamhooks process: the dev mode and the bench use it so that nothing
+// but the binary is needed.
+package devserver
 
 import (
 	"errors"
@@ -12,7 +16,6 @@ import (
 	uiserver "github.com/temporalio/ui-server/v2/server"
 	uiconfig "github.com/temporalio/ui-server/v2/server/config"
 	uiserveroptions "github.com/temporalio/ui-server/v2/server/server_options"
-	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/server/common/authorization"
 	"go.temporal.io/server/common/cluster"
 	tconfig "go.temporal.io/server/common/config"
@@ -23,41 +26,34 @@ import (
 	"go.temporal.io/server/common/primitives"
 	sqliteschema "go.temporal.io/server/schema/sqlite"
 	"go.temporal.io/server/temporal"
+
+	"github.com/streamhooks/streamhooks/workflows"
 )
 
-// devNamespace is the namespace the dev mode creates and uses.
-const devNamespace = "default"
+// Namespace is the namespace the server creates and the dev mode uses.
+const Namespace = "default"
 
 // devClusterName names the single cluster of the embedded server.
 const devClusterName = "active"
 
-// devSearchAttributes are registered with the namespace so operators can
-// filter deliveries in Temporal UI.
-var devSearchAttributes = map[string]enumspb.IndexedValueType{
-	"OrganizationId": enumspb.INDEXED_VALUE_TYPE_KEYWORD,
-	"AssetId":        enumspb.INDEXED_VALUE_TYPE_KEYWORD,
-	"AssetStatus":    enumspb.INDEXED_VALUE_TYPE_KEYWORD,
-}
-
-// embeddedTemporal is a Temporal server (frontend, history, matching,
-// worker) persisted in a SQLite file, plus the Temporal Web UI, all in this
-// process.
-type embeddedTemporal struct {
+// Server is a running Temporal server and Web UI.
+type Server struct {
 	server temporal.Server
 	ui     *uiserver.Server
 }
 
-// embeddedTemporalConfig locates the server.
-type embeddedTemporalConfig struct {
+// Config locates the server. The error messages name the addresses by the
+// dev mode's flags (--temporal-addr, --ui-addr), which set them.
+type Config struct {
 	DataDir      string
 	FrontendAddr string // host:port of the gRPC frontend
 	UIAddr       string // host:port of the Web UI
 }
 
-// startEmbeddedTemporal sets up the SQLite schema and namespace on first
+// Start sets up the SQLite schema and namespace on first
 // start and starts the server and UI. A restart on the same file keeps
 // every workflow, which resume where they were.
-func startEmbeddedTemporal(cfg embeddedTemporalConfig) (*embeddedTemporal, error) {
+func Start(cfg Config) (*Server, error) {
 	feHost, fePort, err := splitHostPort(cfg.FrontendAddr)
 	if err != nil {
 		return nil, fmt.Errorf("--temporal-addr %q: %w", cfg.FrontendAddr, err)
@@ -81,7 +77,9 @@ func startEmbeddedTemporal(cfg embeddedTemporalConfig) (*embeddedTemporal, error
 			return nil, fmt.Errorf("create Temporal database %s: %w", dbPath, err)
 		}
 	}
-	ns, err := sqliteschema.NewNamespaceConfig(devClusterName, devNamespace, false, devSearchAttributes)
+	// The namespace is created with the search attributes the workflow
+	// starter sets, so operators can filter deliveries in Temporal UI.
+	ns, err := sqliteschema.NewNamespaceConfig(devClusterName, Namespace, false, workflows.SearchAttributeTypes())
 	if err != nil {
 		return nil, fmt.Errorf("namespace config: %w", err)
 	}
@@ -126,15 +124,15 @@ func startEmbeddedTemporal(cfg embeddedTemporalConfig) (*embeddedTemporal, error
 	}
 	ui := uiserver.NewServer(uiserveroptions.WithConfigProvider(&uiconfig.Config{
 		Host: uiHost, Port: uiPort, TemporalGRPCAddress: cfg.FrontendAddr, EnableUI: true,
-		DefaultNamespace: devNamespace, HideLogs: true, DisableNewsFetch: true,
+		DefaultNamespace: Namespace, HideLogs: true, DisableNewsFetch: true,
 		CORS: uiconfig.CORS{CookieInsecure: true},
 	}))
 	go func() { _ = ui.Start() }() // the UI port was checked free before
-	return &embeddedTemporal{server: srv, ui: ui}, nil
+	return &Server{server: srv, ui: ui}, nil
 }
 
 // Stop stops the UI and the server.
-func (e *embeddedTemporal) Stop() error {
+func (e *Server) Stop() error {
 	e.ui.Stop()
 	return e.server.Stop()
 }
@@ -170,7 +168,6 @@ func serverConfig(sqlConf tconfig.SQL, host string, fePort int, ports []int) *tc
 	return conf
 }
 
-// devDynamicConfig tunes the embedded server for one fast local process.
 // devDynamicConfig tunes the embedded server for one laptop process. The
 // mutable-state cache holds 128 workflows instead of 8096: most delivery
 // workflows finish within one workflow task, the rest (waiting on a retry

@@ -1,4 +1,7 @@
-package main
+// Package bench is the throughput and latency harness behind
+// "streamhooks bench": a whole system in one process measured against the
+// plain-HTTP ceiling of the machine (docs/benchmarks.md).
+package bench
 
 import (
 	"bytes"
@@ -11,7 +14,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -22,16 +24,18 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/streamhooks/streamhooks/activities"
 	"github.com/streamhooks/streamhooks/api"
 	"github.com/streamhooks/streamhooks/egress"
+	"github.com/streamhooks/streamhooks/internal/config"
+	"github.com/streamhooks/streamhooks/internal/devserver"
+	"github.com/streamhooks/streamhooks/internal/roles"
 	"github.com/streamhooks/streamhooks/models"
 	"github.com/streamhooks/streamhooks/service"
 	"github.com/streamhooks/streamhooks/worker"
 )
 
-// benchConfig sizes a benchmark run.
-type benchConfig struct {
+// Options size a benchmark run (the flags of "streamhooks bench").
+type Options struct {
 	Events       int
 	Webhooks     []int
 	Concurrency  int
@@ -43,8 +47,8 @@ type benchConfig struct {
 	Pollers      int
 }
 
-// benchResult is one scenario's numbers.
-type benchResult struct {
+// Result is one scenario's numbers, as the JSON output carries them.
+type Result struct {
 	Scenario          string  `json:"scenario"`
 	Events            int     `json:"events"`
 	WebhooksPerEvent  int     `json:"webhooks_per_event"`
@@ -62,17 +66,17 @@ type benchResult struct {
 	CeilingRequestsPS float64 `json:"-"`
 }
 
-// benchReceiver is the loopback endpoint every webhook points at. It
+// receiver is the loopback endpoint every webhook points at. It
 // counts requests and remembers when the first attempt of each event (asset
 // id = event id) arrived.
-type benchReceiver struct {
+type receiver struct {
 	count atomic.Int64
 	mu    sync.Mutex
 	first map[string]time.Time
 	url   string
 }
 
-func (r *benchReceiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	body, _ := io.ReadAll(req.Body)
 	now := time.Now()
 	r.count.Add(1)
@@ -90,41 +94,22 @@ func (r *benchReceiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	w.WriteHeader(http.StatusOK)
 }
 
-func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	cfg := loadConfig()
-	bc := benchConfig{}
-	fs := newFlags("bench", "bench [--events N] [--webhooks 1,5] [--concurrency C] [--rate R] [--duration D] [--json] [--cpuprofile FILE]", stderr)
-	fs.IntVar(&bc.Events, "events", 2000, "events per saturation scenario")
-	hooks := fs.String("webhooks", "1,5", "webhooks per organization, one saturation scenario each")
-	fs.IntVar(&bc.Concurrency, "concurrency", 32, "concurrent event signals (and ceiling requests)")
-	fs.IntVar(&bc.Rate, "rate", 200, "offered events per second in the fixed-load scenario (0 skips it)")
-	fs.DurationVar(&bc.Duration, "duration", 10*time.Second, "length of the fixed-load scenario")
-	fs.BoolVar(&bc.JSON, "json", false, "print results as JSON")
-	fs.BoolVar(&bc.Eager, "eager", true, "eager workflow start (the worker is in this process)")
-	fs.IntVar(&bc.ActivitySlot, "activity-slots", 0, "worker activity slots (0: SDK default)")
-	fs.IntVar(&bc.Pollers, "pollers", 0, "worker pollers per kind (0: SDK default)")
-	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file (go tool pprof)")
-	if _, err := parse(fs, args); err != nil {
-		return err
-	}
-	if *cpuProfile != "" {
-		f, err := os.Create(*cpuProfile)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
-		defer pprof.StopCPUProfile()
-	}
-	for _, f := range strings.Split(*hooks, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(f))
-		if err != nil || n < 1 {
-			return fmt.Errorf("%w: --webhooks %q", errUsage, *hooks)
-		}
-		bc.Webhooks = append(bc.Webhooks, n)
-	}
+// Input is what Run needs: the sizes of the run, the settings (only
+// DATABASE_URL is used: a run against PostgreSQL when set, else a SQLite
+// file in a temporary directory) and where the results and the progress
+// line go.
+type Input struct {
+	Options Options
+	Config  config.Config
+	Stdout  io.Writer
+	Stderr  io.Writer
+}
+
+// Run starts a whole system in this process (store, embedded Temporal, a
+// worker, the API and a loopback receiver), runs the scenarios and prints
+// the results, as JSON with Options.JSON (docs/benchmarks.md).
+func Run(ctx context.Context, in Input) error {
+	cfg, bc, stdout, stderr := in.Config, in.Options, in.Stdout, in.Stderr
 	dir, err := os.MkdirTemp("", "streamhooks-bench-")
 	if err != nil {
 		return err
@@ -134,13 +119,13 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		cfg.DataDir = dir
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	store, err := openStore(ctx, &cfg, true)
+	store, err := roles.OpenStore(ctx, &cfg, true)
 	if err != nil {
 		return err
 	}
 	defer store.Close()
 	cfg.SecretKey = models.NewSecretKey()
-	if err := cfg.useSecretKey(store, ""); err != nil {
+	if err := cfg.UseSecretKey(store, ""); err != nil {
 		return err
 	}
 
@@ -153,20 +138,22 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		addrs[i] = ln.Addr().String()
 		_ = ln.Close()
 	}
-	et, err := startEmbeddedTemporal(embeddedTemporalConfig{DataDir: dir, FrontendAddr: addrs[0], UIAddr: addrs[1]})
+	et, err := devserver.Start(devserver.Config{DataDir: dir, FrontendAddr: addrs[0], UIAddr: addrs[1]})
 	if err != nil {
 		return err
 	}
 	defer et.Stop()
-	cfg.TemporalAddress, cfg.TemporalNamespace = addrs[0], devNamespace
-	c, err := dialTemporal(ctx, &cfg, log)
+	cfg.TemporalAddress, cfg.TemporalNamespace = addrs[0], devserver.Namespace
+	c, err := roles.DialTemporal(ctx, &cfg, log)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	acts := activities.New(activities.Config{Store: store, Guard: egress.NewGuard(egress.LoopbackCIDRs), UserAgent: "streamhooks/bench", Logger: log})
-	w := worker.New(c, acts, worker.Options{MaxConcurrentActivities: bc.ActivitySlot,
-		MaxConcurrentActivityPollers: bc.Pollers, MaxConcurrentWorkflowPollers: bc.Pollers})
+	// No retry schedule, timeout or metrics of its own: the activities'
+	// defaults, as the bench always measured.
+	w := worker.Assemble(worker.Config{Client: c, Store: store, Allowed: egress.LoopbackCIDRs, UserAgent: "streamhooks/bench", Logger: log,
+		Options: worker.Options{MaxConcurrentActivities: bc.ActivitySlot,
+			MaxConcurrentActivityPollers: bc.Pollers, MaxConcurrentWorkflowPollers: bc.Pollers}}).Worker
 	if err := w.Start(); err != nil {
 		return err
 	}
@@ -182,15 +169,15 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	outbox := service.NewOutbox(store, starter, log, nil)
 	go outbox.Run(apiCtx)
 	go func() {
-		_ = serveHTTP(apiCtx, apiLn, api.New(api.Config{Store: store, Workflows: starter, Outbox: outbox, Registry: prometheus.NewRegistry()}), log)
+		_ = roles.ServeHTTP(apiCtx, apiLn, api.New(api.Config{Store: store, Workflows: starter, Outbox: outbox, Registry: prometheus.NewRegistry()}), log)
 	}()
-	recv := &benchReceiver{first: map[string]time.Time{}}
+	recv := &receiver{first: map[string]time.Time{}}
 	recvLn, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return err
 	}
 	recv.url = "http://" + recvLn.Addr().String()
-	go func() { _ = serveHTTP(apiCtx, recvLn, recv, log) }()
+	go func() { _ = roles.ServeHTTP(apiCtx, recvLn, recv, log) }()
 	svc, err := store.CreateToken(ctx, models.ScopeService, "")
 	if err != nil {
 		return err
@@ -199,7 +186,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: bc.Concurrency * 2}}}
 
 	ceiling := b.ceiling(ctx, bc.Events*max(slices.Max(bc.Webhooks), 1))
-	var results []benchResult
+	var results []Result
 	for _, n := range bc.Webhooks {
 		r, err := b.saturation(ctx, n, ceiling)
 		if err != nil {
@@ -237,11 +224,11 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 }
 
 type bench struct {
-	cfg      benchConfig
+	cfg      Options
 	store    *models.Store
 	api      string
 	svc      string
-	recv     *benchReceiver
+	recv     *receiver
 	client   *http.Client
 	progress io.Writer
 	runs     int
@@ -318,11 +305,20 @@ func (b *bench) signal(org, id string) (time.Time, error) {
 	return time.Now(), nil
 }
 
-// run drives one scenario: send (by send), wait for every delivery, measure.
-func (b *bench) run(ctx context.Context, name string, hooks, events int, ceiling float64, send func(org string, accepted []time.Time) error) (benchResult, error) {
+// scenario is one run: events to a fresh organization with hooks
+// webhooks, sent by send, which records when the API accepted each.
+type scenario struct {
+	name          string
+	hooks, events int
+	send          func(org string, accepted []time.Time) error
+}
+
+// run drives one scenario: send, wait for every delivery, measure.
+func (b *bench) run(ctx context.Context, sc scenario, ceiling float64) (Result, error) {
+	name, hooks, events, send := sc.name, sc.hooks, sc.events, sc.send
 	org, err := b.setup(ctx, hooks)
 	if err != nil {
-		return benchResult{}, err
+		return Result{}, err
 	}
 	want := int64(events * hooks)
 	base := b.recv.count.Load()
@@ -333,7 +329,7 @@ func (b *bench) run(ctx context.Context, name string, hooks, events int, ceiling
 	stop := b.progressLine(name, base, want)
 	if err := send(org, accepted); err != nil {
 		stop()
-		return benchResult{}, err
+		return Result{}, err
 	}
 	sent := time.Since(start)
 	deadline := time.Now().Add(5*time.Minute + time.Duration(events)*20*time.Millisecond)
@@ -343,7 +339,7 @@ func (b *bench) run(ctx context.Context, name string, hooks, events int, ceiling
 	elapsed := time.Since(start)
 	stop()
 	got := b.recv.count.Load() - base
-	r := benchResult{
+	r := Result{
 		Scenario: name, Events: events, WebhooksPerEvent: hooks, Received: got, ElapsedSec: elapsed.Seconds(),
 		EventsPerSec: float64(events) / sent.Seconds(), DeliveriesPerSec: float64(got) / elapsed.Seconds(),
 		PeakRSSMB: peakRSSMB(), CeilingRequestsPS: ceiling,
@@ -371,9 +367,9 @@ func (b *bench) run(ctx context.Context, name string, hooks, events int, ceiling
 	return r, nil
 }
 
-func (b *bench) saturation(ctx context.Context, hooks int, ceiling float64) (benchResult, error) {
+func (b *bench) saturation(ctx context.Context, hooks int, ceiling float64) (Result, error) {
 	name := fmt.Sprintf("saturation-%dhook", hooks)
-	return b.run(ctx, name, hooks, b.cfg.Events, ceiling, func(org string, accepted []time.Time) error {
+	return b.run(ctx, scenario{name: name, hooks: hooks, events: b.cfg.Events, send: func(org string, accepted []time.Time) error {
 		var firstErr atomic.Value
 		b.parallel(ctx, len(accepted), func(i int) {
 			t, err := b.signal(org, fmt.Sprintf("%s-%d", org, i))
@@ -387,15 +383,15 @@ func (b *bench) saturation(ctx context.Context, hooks int, ceiling float64) (ben
 			return err
 		}
 		return nil
-	})
+	}}, ceiling)
 }
 
 // fixedRate offers cfg.Rate events per second for cfg.Duration to one
 // webhook each: the latency scenario.
-func (b *bench) fixedRate(ctx context.Context, ceiling float64) (benchResult, error) {
+func (b *bench) fixedRate(ctx context.Context, ceiling float64) (Result, error) {
 	n := int(float64(b.cfg.Rate) * b.cfg.Duration.Seconds())
 	name := fmt.Sprintf("fixed-%d-ev/s", b.cfg.Rate)
-	return b.run(ctx, name, 1, n, ceiling, func(org string, accepted []time.Time) error {
+	return b.run(ctx, scenario{name: name, hooks: 1, events: n, send: func(org string, accepted []time.Time) error {
 		interval := time.Second / time.Duration(b.cfg.Rate)
 		var wg sync.WaitGroup
 		var failed atomic.Int64
@@ -418,7 +414,7 @@ func (b *bench) fixedRate(ctx context.Context, ceiling float64) (benchResult, er
 			return fmt.Errorf("%d signals failed", f)
 		}
 		return nil
-	})
+	}}, ceiling)
 }
 
 // succeeded counts the organization's succeeded delivery rows.

@@ -1,0 +1,51 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"runtime/pprof"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/streamhooks/streamhooks/internal/bench"
+	"github.com/streamhooks/streamhooks/internal/config"
+)
+
+func cmdBench(ctx context.Context, cfg config.Config, args []string, out streams) error {
+	bc := bench.Options{}
+	fs := newFlags("bench", "bench [--events N] [--webhooks 1,5] [--concurrency C] [--rate R] [--duration D] [--json] [--cpuprofile FILE]", out.stderr)
+	fs.IntVar(&bc.Events, "events", 2000, "events per saturation scenario")
+	hooks := fs.String("webhooks", "1,5", "webhooks per organization, one saturation scenario each")
+	fs.IntVar(&bc.Concurrency, "concurrency", 32, "concurrent event signals (and ceiling requests)")
+	fs.IntVar(&bc.Rate, "rate", 200, "offered events per second in the fixed-load scenario (0 skips it)")
+	fs.DurationVar(&bc.Duration, "duration", 10*time.Second, "length of the fixed-load scenario")
+	fs.BoolVar(&bc.JSON, "json", false, "print results as JSON")
+	fs.BoolVar(&bc.Eager, "eager", true, "eager workflow start (the worker is in this process)")
+	fs.IntVar(&bc.ActivitySlot, "activity-slots", 0, "worker activity slots (0: SDK default)")
+	fs.IntVar(&bc.Pollers, "pollers", 0, "worker pollers per kind (0: SDK default)")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file (go tool pprof)")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	for _, f := range strings.Split(*hooks, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			return fmt.Errorf("%w: --webhooks %q", config.ErrUsage, *hooks)
+		}
+		bc.Webhooks = append(bc.Webhooks, n)
+	}
+	return bench.Run(ctx, bench.Input{Options: bc, Config: cfg, Stdout: out.stdout, Stderr: out.stderr})
+}
