@@ -112,11 +112,6 @@ func (s *Starter) taskQueue() string {
 	return s.TaskQueue
 }
 
-// (or a retried start) collapses onto one workflow.
-func (s *Starter) WorkflowID(eventID string) string { return workflows.WorkflowID(eventID) }
-
-// stored before ids were derived may hold one that cannot.
-
 // StartEvent starts the event's workflow. Starting an event whose workflow
 // exists already, running or closed, is a success: the id policies make the
 // start idempotent.

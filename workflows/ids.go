@@ -87,4 +87,5 @@ func printableASCII(s string) bool {
 }
 
 // ValidWorkflowID reports whether id can travel as a workflow id: a row
+// stored before ids were derived may hold one that cannot.
 func ValidWorkflowID(id string) bool { return printableASCII(id) }

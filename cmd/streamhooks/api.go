@@ -26,7 +26,7 @@ func cmdAPI(ctx context.Context, cfg config.Config, args []string, stderr io.Wri
 		return err
 	}
 	defer store.Close()
-	ln, err := listen("API", cfg.APIAddr)
+	ln, err := roles.Listen("API", cfg.APIAddr)
 	if err != nil {
 		return err
 	}
@@ -48,5 +48,5 @@ func cmdAPI(ctx context.Context, cfg config.Config, args []string, stderr io.Wri
 		Store: store, Workflows: starter, Outbox: outbox, Ready: []api.ReadyCheck{roles.TemporalReady(c)},
 		Attempter: acts, Registry: reg, Logger: log, Guard: egress.NewGuard(d.Allowed),
 	})
-	return serveHTTP(ctx, ln, h, log)
+	return roles.ServeHTTP(ctx, ln, h, log)
 }

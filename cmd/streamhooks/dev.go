@@ -60,13 +60,13 @@ func cmdDev(ctx context.Context, cfg config.Config, args []string, out streams) 
 		return err
 	}
 	for _, a := range []struct{ what, addr string }{{"Temporal", cfg.DevTemporalAddr}, {"Temporal UI", cfg.DevUIAddr}} {
-		ln, err := listen(a.what, a.addr)
+		ln, err := roles.Listen(a.what, a.addr)
 		if err != nil {
 			return err
 		}
 		_ = ln.Close()
 	}
-	apiLn, err := listen("API", cfg.DevAPIAddr)
+	apiLn, err := roles.Listen("API", cfg.DevAPIAddr)
 	if err != nil {
 		return err
 	}
@@ -124,7 +124,7 @@ func cmdDev(ctx context.Context, cfg config.Config, args []string, out streams) 
 	tr.Required = true
 	h := api.New(api.Config{Store: store, Workflows: starter, Outbox: outbox, Ready: []api.ReadyCheck{tr},
 		Attempter: w.Activities, Registry: reg, Logger: log, Guard: egress.NewGuard(d.Allowed)})
-	apiErr := serveHTTP(ctx, apiLn, h, log)
+	apiErr := roles.ServeHTTP(ctx, apiLn, h, log)
 	stopWorker()
 	if err := <-workerDone; err != nil && apiErr == nil {
 		apiErr = err

@@ -8,15 +8,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
 
 	"github.com/streamhooks/streamhooks/internal/config"
-	"github.com/streamhooks/streamhooks/internal/roles"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -136,13 +132,4 @@ func parse(fs *flag.FlagSet, args []string) ([]string, error) {
 		pos = append(pos, args[0])
 		args = args[1:]
 	}
-}
-
-// listen is roles.Listen under the name every command (receive.go too)
-// has always called it.
-func listen(what, addr string) (net.Listener, error) { return roles.Listen(what, addr) }
-
-// serveHTTP is roles.ServeHTTP, likewise.
-func serveHTTP(ctx context.Context, ln net.Listener, h http.Handler, log *slog.Logger) error {
-	return roles.ServeHTTP(ctx, ln, h, log)
 }

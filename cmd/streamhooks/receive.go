@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/streamhooks/streamhooks/internal/roles"
 	"github.com/streamhooks/streamhooks/signature"
 )
 
@@ -26,7 +27,7 @@ func cmdReceive(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
-	ln, err := listen("receiver", *addr)
+	ln, err := roles.Listen("receiver", *addr)
 	if err != nil {
 		return err
 	}
@@ -47,7 +48,7 @@ func cmdReceive(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		w.WriteHeader(code)
 	})
 	fmt.Fprintf(stdout, "receiving on http://%s (Ctrl-C stops)\n", ln.Addr())
-	return serveHTTP(ctx, ln, h, slog.New(slog.NewTextHandler(stderr, nil)))
+	return roles.ServeHTTP(ctx, ln, h, slog.New(slog.NewTextHandler(stderr, nil)))
 }
 
 // verdict checks the signature and the TPStreams token header.

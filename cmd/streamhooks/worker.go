@@ -41,7 +41,7 @@ func cmdWorker(ctx context.Context, cfg config.Config, args []string, stderr io.
 	w := worker.Assemble(workerConfig(worker.Config{Client: c, Store: store, Registry: reg, Logger: log,
 		Options: worker.Options{TaskQueue: cfg.TaskQueue}}, d))
 	if cfg.MetricsAddr != "" {
-		ln, err := listen("metrics", cfg.MetricsAddr)
+		ln, err := roles.Listen("metrics", cfg.MetricsAddr)
 		if err != nil {
 			return err
 		}
@@ -49,7 +49,7 @@ func cmdWorker(ctx context.Context, cfg config.Config, args []string, stderr io.
 		tr := roles.TemporalReady(c)
 		tr.Required = true
 		checks := []api.ReadyCheck{{Name: "database", Required: true, Check: store.Ping}, tr}
-		go func() { _ = serveHTTP(ctx, ln, roles.WorkerHTTP(reg, checks), log) }()
+		go func() { _ = roles.ServeHTTP(ctx, ln, roles.WorkerHTTP(reg, checks), log) }()
 	}
 	return worker.Run(ctx, worker.RunInput{Worker: w, Starter: roles.NewStarter(ctx, c, &cfg, log), Store: store,
 		ReconcileInterval: recon.Interval, ReconcileGrace: recon.Grace, Registry: reg, Logger: log})
