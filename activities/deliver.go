@@ -97,6 +97,15 @@ func (a *Activities) PrepareDeliveries(ctx context.Context, in PrepareInput) (Pr
 	return out, nil
 }
 
+// activityWorkflowID is the id of the workflow running the activity of
+// ctx; empty outside an activity (tests that call an activity directly).
+func activityWorkflowID(ctx context.Context) string {
+	if !activity.IsActivity(ctx) {
+		return ""
+	}
+	return activity.GetInfo(ctx).WorkflowExecution.ID
+}
+
 // BatchInput names one page of an event's deliveries.
 type BatchInput struct {
 	EventID string
@@ -191,38 +200,59 @@ func (a *Activities) AttemptDelivery(ctx context.Context, in AttemptInput) (Atte
 	if err != nil {
 		return AttemptResult{}, activityError(err)
 	}
+	if res, done, err := a.gate(ctx, t, in); done || err != nil {
+		return res, err
+	}
+	rec, res := a.attempt(ctx, t, in)
+	if err := a.store.RecordAttempts(ctx, []models.AttemptRecord{rec}); err != nil {
+		return AttemptResult{}, activityError(fmt.Errorf("record attempt %d of delivery %s: %w", in.Attempt, in.DeliveryID, err))
+	}
+	a.recorded(ctx, t, rec, res)
+	return res, nil
+}
+
+// gate decides whether attempt in of t is to be made: not when the
+// delivery is final, owned by another workflow, its webhook gone or
+// inactive (the delivery is cancelled), or the attempt already recorded
+// (a retry after a crash past the commit). done reports the result
+// stands without an attempt.
+func (a *Activities) gate(ctx context.Context, t *models.DeliveryTarget, in AttemptInput) (res AttemptResult, done bool, err error) {
 	if t.Delivery.State != models.DeliveryPending {
-		return AttemptResult{Outcome: outcomeOfState(t.Delivery.State)}, nil
+		return AttemptResult{Outcome: outcomeOfState(t.Delivery.State)}, true, nil
 	}
 	if in.Owner != "" && t.Delivery.WorkflowID != in.Owner {
-		return AttemptResult{Outcome: OutcomeReleased}, nil
+		return AttemptResult{Outcome: OutcomeReleased}, true, nil
 	}
 	if t.Webhook.DeletedAt.Valid || (!t.Webhook.IsActive && !in.Test) {
 		if err := a.store.FinishDelivery(ctx, in.DeliveryID, models.DeliveryCancelled); err != nil {
-			return AttemptResult{}, activityError(err)
+			return AttemptResult{}, true, activityError(err)
 		}
 		a.metrics.finished(models.DeliveryCancelled)
-		return AttemptResult{Outcome: OutcomeCancelled}, nil
+		return AttemptResult{Outcome: OutcomeCancelled}, true, nil
 	}
 	if t.Delivery.AttemptCount >= in.Attempt {
-		// This attempt was made and recorded before the activity was
-		// retried (worker crash after the commit): do not send it twice.
-		return AttemptResult{Outcome: outcomeOfState(t.Delivery.State)}, nil
+		return AttemptResult{Outcome: outcomeOfState(t.Delivery.State)}, true, nil
 	}
+	return AttemptResult{}, false, nil
+}
 
+// attempt sends attempt in of t and decides what its answer means; the
+// returned record is still to be stored.
+func (a *Activities) attempt(ctx context.Context, t *models.DeliveryTarget, in AttemptInput) (models.AttemptRecord, AttemptResult) {
 	row, res := a.send(ctx, t, in.Attempt)
 	row.Manual = in.Manual
 	d := Decide(in, Answer{StatusCode: res.StatusCode, RetryAfter: res.RetryAfter, Started: row.StartedAt, Finished: row.FinishedAt})
 	res.Outcome = d.Outcome
 	outcome := models.AttemptOutcome{State: d.State, NextAttemptAt: d.NextAttemptAt, DeactivateReason: d.DeactivateReason,
 		DisableAfter: a.disableAfter, Test: in.Test}
-	if err := a.store.RecordAttempt(ctx, row, outcome); err != nil {
-		return AttemptResult{}, activityError(err)
-	}
-	a.metrics.attempt(row, outcome.State, t.ReceivedAt)
-	a.log.InfoContext(ctx, "delivery attempt", "deliveryID", in.DeliveryID, "attempt", in.Attempt,
+	return models.AttemptRecord{Attempt: row, Outcome: outcome, WebhookID: t.Webhook.ID}, res
+}
+
+// recorded counts and logs an attempt once its row is stored.
+func (a *Activities) recorded(ctx context.Context, t *models.DeliveryTarget, rec models.AttemptRecord, res AttemptResult) {
+	a.metrics.attempt(rec.Attempt, rec.Outcome.State, t.ReceivedAt)
+	a.log.InfoContext(ctx, "delivery attempt", "deliveryID", t.Delivery.ID, "attempt", rec.Attempt.AttemptNumber,
 		"statusCode", res.StatusCode, "errorClass", res.ErrorClass, "outcome", res.Outcome, "durationMS", res.DurationMS)
-	return res, nil
 }
 
 // send performs the HTTP request and builds the attempt row; what the

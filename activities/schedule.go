@@ -2,6 +2,8 @@ package activities
 
 import (
 	"fmt"
+	"hash/fnv"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -35,4 +37,19 @@ func ParseSchedule(s string) ([]time.Duration, error) {
 		return nil, fmt.Errorf("retry schedule %q: at most 50 retries", s)
 	}
 	return out, nil
+}
+
+// jitterFraction is the ±share of each scheduled wait that is randomised,
+// so retries of many deliveries do not hit an endpoint in lock-step.
+const jitterFraction = 0.2
+
+// Jitter spreads a scheduled wait by ±jitterFraction. It is derived from
+// the delivery id and attempt number, so workflows compute it
+// deterministically on replay, and an activity that makes an attempt
+// computes the same wait.
+func Jitter(d time.Duration, deliveryID string, attempt int) time.Duration {
+	h := fnv.New64a()
+	_, _ = h.Write([]byte(deliveryID + "/" + strconv.Itoa(attempt)))
+	f := float64(h.Sum64()%10001)/10000*2 - 1 // [-1, 1]
+	return d + time.Duration(f*jitterFraction*float64(d))
 }

@@ -63,38 +63,79 @@ type AttemptOutcome struct {
 // after the row was written) replaces nothing and changes nothing. A delivery
 // that is no longer pending (cancelled meanwhile) keeps its state.
 func (s *Store) RecordAttempt(ctx context.Context, a *DeliveryAttempt, out AttemptOutcome) error {
+	if err := s.RecordAttempts(ctx, []AttemptRecord{{Attempt: a, Outcome: out}}); err != nil {
+		return fmt.Errorf("record attempt %d of delivery %s: %w", a.AttemptNumber, a.DeliveryID, err)
+	}
+	return nil
+}
+
+// AttemptRecord is one attempt to record and what it does to its delivery.
+type AttemptRecord struct {
+	Attempt *DeliveryAttempt
+	Outcome AttemptOutcome
+	// WebhookID is the delivery's webhook, when the caller knows it
+	// (saves a lookup).
+	WebhookID string
+}
+
+// RecordAttempts records several attempts as RecordAttempt does, all in
+// one transaction and their rows in one INSERT: the first attempts of an
+// event's deliveries, made together.
+func (s *Store) RecordAttempts(ctx context.Context, recs []AttemptRecord) error {
+	if len(recs) == 0 {
+		return nil
+	}
+	rows := make([]*DeliveryAttempt, len(recs))
+	for i, r := range recs {
+		rows[i] = r.Attempt
+	}
 	err := s.transact(ctx, func(tx *gorm.DB) error {
-		res := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(a)
-		if res.Error != nil {
-			return res.Error
-		}
-		ts := now()
-		changes := map[string]any{
-			"attempt_count": gorm.Expr("CASE WHEN attempt_count < ? THEN ? ELSE attempt_count END", a.AttemptNumber, a.AttemptNumber),
-			"last_status":   a.ResponseStatus, "last_error_class": a.ErrorClass,
-			"state": out.State, "next_attempt_at": out.NextAttemptAt, "updated_at": ts,
-		}
-		if err := tx.Model(&Delivery{}).Where("id = ? AND state = ?", a.DeliveryID, DeliveryPending).Updates(changes).Error; err != nil {
+		if err := tx.Clauses(clause.OnConflict{DoNothing: true}).CreateInBatches(rows, insertBatch).Error; err != nil {
 			return err
 		}
+		ts := now()
+		for _, r := range recs {
+			if err := moveDeliveryOn(tx, r, ts); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return translate(err, "Delivery")
+	}
+	return nil
+}
+
+// moveDeliveryOn applies one recorded attempt to its delivery and, on a
+// failure streak or a 410, to its webhook.
+func moveDeliveryOn(tx *gorm.DB, r AttemptRecord, ts time.Time) error {
+	a, out := r.Attempt, r.Outcome
+	changes := map[string]any{
+		"attempt_count": gorm.Expr("CASE WHEN attempt_count < ? THEN ? ELSE attempt_count END", a.AttemptNumber, a.AttemptNumber),
+		"last_status":   a.ResponseStatus, "last_error_class": a.ErrorClass,
+		"state": out.State, "next_attempt_at": out.NextAttemptAt, "updated_at": ts,
+	}
+	if err := tx.Model(&Delivery{}).Where("id = ? AND state = ?", a.DeliveryID, DeliveryPending).Updates(changes).Error; err != nil {
+		return err
+	}
+	webhookID := r.WebhookID
+	if webhookID == "" {
 		var d Delivery
 		if err := tx.Select("webhook_id").Where("id = ?", a.DeliveryID).Take(&d).Error; err != nil {
 			return err
 		}
-		reason, err := failureStreak(tx, d.WebhookID, a, out, ts)
-		if err != nil || reason == "" {
-			return err
-		}
-		if err := tx.Model(&Webhook{}).Where("id = ?", d.WebhookID).
-			Updates(map[string]any{"is_active": false, "deactivated_reason": reason, "updated_at": ts}).Error; err != nil {
-			return err
-		}
-		return cancelPendingDeliveries(tx, d.WebhookID)
-	})
-	if err != nil {
-		return fmt.Errorf("record attempt %d of delivery %s: %w", a.AttemptNumber, a.DeliveryID, translate(err, "Delivery"))
+		webhookID = d.WebhookID
 	}
-	return nil
+	reason, err := failureStreak(tx, webhookID, a, out, ts)
+	if err != nil || reason == "" {
+		return err
+	}
+	if err := tx.Model(&Webhook{}).Where("id = ?", webhookID).
+		Updates(map[string]any{"is_active": false, "deactivated_reason": reason, "updated_at": ts}).Error; err != nil {
+		return err
+	}
+	return cancelPendingDeliveries(tx, webhookID)
 }
 
 // ListAttempts returns a delivery's attempts in order.

@@ -3,6 +3,7 @@ package models
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -194,6 +195,58 @@ func (s *Store) LoadDeliveryTarget(ctx context.Context, deliveryID string) (*Del
 	}
 	t.Payload, t.ReceivedAt = ev.Payload, ev.ReceivedAt
 	return &t, nil
+}
+
+// LoadDeliveryTargets loads several deliveries as LoadDeliveryTarget
+// does, in three queries whatever their number; the result follows ids,
+// and a delivery that does not exist is left out.
+func (s *Store) LoadDeliveryTargets(ctx context.Context, ids []string) ([]*DeliveryTarget, error) {
+	db := s.db.WithContext(ctx)
+	var ds []Delivery
+	if err := db.Where("id IN ?", ids).Find(&ds).Error; err != nil {
+		return nil, fmt.Errorf("load deliveries: %w", translate(err, "Delivery"))
+	}
+	hookIDs, eventIDs := make([]string, 0, len(ds)), make([]string, 0, 1)
+	for _, d := range ds {
+		hookIDs = append(hookIDs, d.WebhookID)
+		if !slices.Contains(eventIDs, d.EventID) {
+			eventIDs = append(eventIDs, d.EventID)
+		}
+	}
+	var hooks []Webhook
+	if err := db.Unscoped().Where("id IN ?", hookIDs).Find(&hooks).Error; err != nil {
+		return nil, fmt.Errorf("load webhooks of deliveries: %w", translate(err, "Webhook"))
+	}
+	byHook := make(map[string]*Webhook, len(hooks))
+	for i := range hooks {
+		if err := s.openSecret(&hooks[i]); err != nil {
+			return nil, err
+		}
+		byHook[hooks[i].ID] = &hooks[i]
+	}
+	var evs []AssetEvent
+	if err := db.Select("id", "payload", "received_at").Where("id IN ?", eventIDs).Find(&evs).Error; err != nil {
+		return nil, fmt.Errorf("load events of deliveries: %w", translate(err, "Event"))
+	}
+	byEvent := make(map[string]*AssetEvent, len(evs))
+	for i := range evs {
+		byEvent[evs[i].ID] = &evs[i]
+	}
+	byID := make(map[string]*DeliveryTarget, len(ds))
+	for _, d := range ds {
+		h, ev := byHook[d.WebhookID], byEvent[d.EventID]
+		if h == nil || ev == nil {
+			continue
+		}
+		byID[d.ID] = &DeliveryTarget{Delivery: d, Webhook: *h, Payload: ev.Payload, ReceivedAt: ev.ReceivedAt}
+	}
+	out := make([]*DeliveryTarget, 0, len(ids))
+	for _, id := range ids {
+		if t := byID[id]; t != nil {
+			out = append(out, t)
+		}
+	}
+	return out, nil
 }
 
 // ListWebhookDeliveries returns one page of a webhook's deliveries, newest

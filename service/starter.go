@@ -143,7 +143,7 @@ func (s *Starter) startEvent(ctx context.Context, ev *models.AssetEvent, reuse e
 			workflows.AssetIDKey.ValueSet(ev.AssetID), workflows.AssetStatusKey.ValueSet(ev.AssetStatus))
 	}
 	in := workflows.DeliverEventInput{EventID: ev.ID, OrganizationID: ev.OrganizationID, AssetID: ev.AssetID, AssetStatus: ev.AssetStatus}
-	_, err := s.Client.ExecuteWorkflow(ctx, opts, workflows.DeliverEvent, in)
+	_, err := s.Client.ExecuteWorkflow(ctx, opts, workflows.DeliverAssetEvent, in)
 	var started *serviceerror.WorkflowExecutionAlreadyStarted
 	if errors.As(err, &started) {
 		return nil

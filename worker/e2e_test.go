@@ -45,7 +45,7 @@ import (
 	"github.com/streamhooks/streamhooks/workflows"
 )
 
-var update = flag.Bool("update", false, "write workflows/testdata/deliver_event_durable.json and redeliver_durable.json from a real run")
+var update = flag.Bool("update", false, "write workflows/testdata/deliver_asset_event.json and redeliver_durable.json from a real run")
 
 // receiver is a loopback webhook endpoint that records every request,
 // verifies its signature against its secret and answers from a script.
@@ -345,7 +345,7 @@ func TestEndToEnd(t *testing.T) {
 			}
 		}
 		if *update {
-			if err := os.WriteFile("../workflows/testdata/deliver_event_durable.json", []byte(history), 0o644); err != nil {
+			if err := os.WriteFile("../workflows/testdata/deliver_asset_event.json", []byte(history), 0o644); err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -38,27 +38,33 @@ func New(c client.Client, acts *activities.Activities, opts Options) worker.Work
 	if tq == "" {
 		tq = workflows.TaskQueue
 	}
+	w := worker.New(c, tq, SDKOptions(opts))
+	Register(w, acts)
+	return w
+}
+
+// SDKOptions turns Options into the SDK's worker options, defaults filled.
+func SDKOptions(opts Options) worker.Options {
 	if opts.MaxConcurrentActivities <= 0 {
 		opts.MaxConcurrentActivities = DefaultMaxConcurrentActivities
 	}
 	if opts.MaxConcurrentLocalActivities <= 0 {
 		opts.MaxConcurrentLocalActivities = DefaultMaxConcurrentLocalActivities
 	}
-	w := worker.New(c, tq, worker.Options{
+	return worker.Options{
 		MaxConcurrentActivityExecutionSize:      opts.MaxConcurrentActivities,
 		MaxConcurrentLocalActivityExecutionSize: opts.MaxConcurrentLocalActivities,
 		MaxConcurrentWorkflowTaskExecutionSize:  opts.MaxConcurrentWorkflowTasks,
 		MaxConcurrentActivityTaskPollers:        opts.MaxConcurrentActivityPollers,
 		MaxConcurrentWorkflowTaskPollers:        opts.MaxConcurrentWorkflowPollers,
-	})
-	Register(w, acts)
-	return w
+	}
 }
 
 // Register registers the workflows and activities on any registry (a
 // worker, or a test environment).
 func Register(r worker.Registry, acts *activities.Activities) {
 	r.RegisterWorkflow(workflows.DeliverEvent)
+	r.RegisterWorkflow(workflows.DeliverAssetEvent)
 	r.RegisterWorkflow(workflows.Redeliver)
 	r.RegisterWorkflow(workflows.DeliverBatch)
 	r.RegisterActivity(acts)

@@ -3,7 +3,6 @@ package workflows
 import (
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"strconv"
 	"time"
 
@@ -32,18 +31,11 @@ type DeliverEventResult struct {
 	Released int
 }
 
-// DeliverEvent delivers one asset event to every active webhook of its
-// organization. Each delivery runs its own attempt loop in a workflow
-// goroutine, so a dead endpoint never delays a healthy one.
-//
-// Up to one batch of deliveries (batchSize) run in this workflow, first
-// attempts as local activities; a larger fan-out is split into child
-// workflows of one batch each (DeliverBatch), so no history outgrows
-// Temporal's limits and no payload grows with the number of webhooks.
-//
-// Nothing but an HTTP outcome ends a delivery: activity errors
-// (infrastructure) are retried without limit, so an outage of any length
-// delays deliveries and never loses them.
+// DeliverEvent is the event workflow as released before
+// DeliverAssetEvent (its workflow type is "DeliverEvent"). New events no
+// longer start it; it stays registered so that workflows started by an
+// earlier release finish with the code they started with. Its first
+// attempts are local activities of their own, after a snapshot activity.
 func DeliverEvent(ctx workflow.Context, in DeliverEventInput) (DeliverEventResult, error) {
 	if workflow.GetVersion(ctx, durableFanout, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
 		return deliverEventV1(ctx, in)
@@ -62,7 +54,13 @@ func DeliverEvent(ctx workflow.Context, in DeliverEventInput) (DeliverEventResul
 	if prep.Total <= batch && len(prep.Deliveries) == prep.Total {
 		return runAll(ctx, plan{prep: prep, owner: owner, localFirst: true}, prep.Deliveries), nil
 	}
+	return fanOut(ctx, in, prep, owner), nil
+}
 
+// fanOut drives an event with more deliveries than one workflow should
+// hold: child workflows of one batch each, in parallel.
+func fanOut(ctx workflow.Context, in DeliverEventInput, prep activities.PrepareResult, owner string) DeliverEventResult {
+	batch := batchSize(prep.Schedule)
 	n := (prep.Total + batch - 1) / batch
 	results := make([]DeliverEventResult, n)
 	wg := workflow.NewWaitGroup(ctx)
@@ -85,7 +83,7 @@ func DeliverEvent(ctx workflow.Context, in DeliverEventInput) (DeliverEventResul
 		res.Cancelled += r.Cancelled
 		res.Released += r.Released
 	}
-	return res, nil
+	return res
 }
 
 // runBatch runs one child workflow of a fan-out until it completes. A
@@ -172,6 +170,10 @@ type plan struct {
 	localFirst bool
 	// lowPriority queues the attempts behind other work (fan-out batches).
 	lowPriority bool
+	// first, when set, holds per delivery (as listed to runAll) the
+	// result of its first attempt, made already (StartDeliveries); an
+	// empty Outcome means it was not made.
+	first []activities.AttemptResult
 }
 
 // runAll runs every delivery in its own goroutine and counts how they ended.
@@ -182,7 +184,11 @@ func runAll(ctx workflow.Context, p plan, refs []activities.DeliveryRef) Deliver
 		wg.Add(1)
 		workflow.Go(ctx, func(ctx workflow.Context) {
 			defer wg.Done()
-			outcomes[i] = runDelivery(ctx, p, d)
+			var made *activities.AttemptResult
+			if i < len(p.first) && p.first[i].Outcome != "" {
+				made = &p.first[i]
+			}
+			outcomes[i] = runDelivery(ctx, p, d, made)
 		})
 	}
 	wg.Wait(ctx)
@@ -211,11 +217,12 @@ func (r *DeliverEventResult) add(o activities.Outcome) {
 // returns how it ended. Waits are durable timers: a worker restart
 // resumes the schedule where it was. A delivery resumed by a new run
 // starts after the attempts it already had, no earlier than planned.
-func runDelivery(ctx workflow.Context, p plan, d activities.DeliveryRef) activities.Outcome {
+// made, when not nil, is the result of its first attempt, already made.
+func runDelivery(ctx workflow.Context, p plan, d activities.DeliveryRef, made *activities.AttemptResult) activities.Outcome {
 	if o, ok := d.Settled(); ok {
 		return o
 	}
-	if wait := d.NotBefore.Sub(workflow.Now(ctx)); !d.NotBefore.IsZero() && wait > 0 {
+	if wait := d.NotBefore.Sub(workflow.Now(ctx)); made == nil && !d.NotBefore.IsZero() && wait > 0 {
 		if workflow.NewTimerWithOptions(ctx, wait, workflow.TimerOptions{Summary: "Resume " + d.Host + " when its retry is due"}).Get(ctx, nil) != nil {
 			return activities.OutcomeCancelled
 		}
@@ -228,13 +235,15 @@ func runDelivery(ctx workflow.Context, p plan, d activities.DeliveryRef) activit
 		final := k >= len(schedule)
 		var delay time.Duration
 		if !final {
-			delay = jitter(schedule[k], d.ID, attempt)
+			delay = activities.Jitter(schedule[k], d.ID, attempt)
 		}
 		in := activities.AttemptInput{DeliveryID: d.ID, Attempt: attempt, Final: final, NextDelay: delay, Manual: d.Manual, Owner: p.owner}
 		c := call{local: p.localFirst && attempt == first, lowPriority: p.lowPriority,
 			startToClose: p.prep.AttemptTimeout + attemptRecordMargin, summary: fmt.Sprintf("POST %s (attempt %d)", d.Host, attempt)}
 		var res activities.AttemptResult
-		if err := await(ctx, c, a.AttemptDelivery, in, &res); err != nil {
+		if made != nil && attempt == first {
+			res = *made
+		} else if err := await(ctx, c, a.AttemptDelivery, in, &res); err != nil {
 			// Only a missing row or a cancelled workflow gets here.
 			workflow.GetLogger(ctx).Error("delivery attempt failed permanently", "deliveryID", d.ID, "attempt", attempt, "error", err)
 			return activities.OutcomeFailed
@@ -295,14 +304,4 @@ func outcomeText(r activities.AttemptResult) string {
 		return fmt.Sprint(r.StatusCode)
 	}
 	return string(r.ErrorClass)
-}
-
-// jitter spreads a scheduled wait by ±jitterFraction. It is derived from the
-// delivery id and attempt number, so it is deterministic on replay without
-// a side effect.
-func jitter(d time.Duration, deliveryID string, attempt int) time.Duration {
-	h := fnv.New64a()
-	_, _ = h.Write([]byte(deliveryID + "/" + strconv.Itoa(attempt)))
-	f := float64(h.Sum64()%10001)/10000*2 - 1 // [-1, 1]
-	return d + time.Duration(f*jitterFraction*float64(d))
 }

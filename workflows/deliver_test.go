@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/mock"
+	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
@@ -25,30 +26,88 @@ type call struct {
 	at time.Time
 }
 
+// eventWorkflows are the two event workflow types: DeliverAssetEvent,
+// which new events start, and DeliverEvent, which earlier releases
+// started. Each test of an event runs against both.
+var eventWorkflows = []string{"DeliverAssetEvent", "DeliverEvent"}
+
+// forEachEventWorkflow runs f as a subtest per event workflow type.
+func forEachEventWorkflow(t *testing.T, f func(t *testing.T, wf string)) {
+	for _, wf := range eventWorkflows {
+		t.Run(wf, func(t *testing.T) { f(t, wf) })
+	}
+}
+
+// attemptFunc is a mocked AttemptDelivery.
+type attemptFunc func(ctx context.Context, in activities.AttemptInput) (activities.AttemptResult, error)
+
+// onPrepare mocks the snapshot of workflow type wf: PrepareDeliveries for
+// DeliverEvent; for DeliverAssetEvent StartDeliveries, which also makes
+// the first attempt of every fresh delivery through attempt, with the
+// input AttemptDelivery would have had. prepare returns the snapshot.
+func onPrepare(env *testsuite.TestWorkflowEnvironment, wf string, in any, prepare func() (activities.PrepareResult, error), attempt attemptFunc) {
+	if wf == "DeliverEvent" {
+		env.OnActivity("PrepareDeliveries", mock.Anything, in).Return(
+			func(context.Context, activities.PrepareInput) (activities.PrepareResult, error) { return prepare() })
+		return
+	}
+	env.OnActivity("StartDeliveries", mock.Anything, in).Return(
+		func(ctx context.Context, pin activities.PrepareInput) (activities.FirstAttemptsResult, error) {
+			prep, err := prepare()
+			if err != nil {
+				return activities.FirstAttemptsResult{}, err
+			}
+			out := activities.FirstAttemptsResult{PrepareResult: prep}
+			if len(prep.Deliveries) == 0 {
+				return out, nil
+			}
+			out.First = make([]activities.AttemptResult, len(prep.Deliveries))
+			for i, d := range prep.Deliveries {
+				if _, settled := d.Settled(); settled || d.FirstAttempt > 1 || !d.NotBefore.IsZero() {
+					continue
+				}
+				ain := activities.AttemptInput{DeliveryID: d.ID, Attempt: 1, Final: len(prep.Schedule) == 0,
+					Owner: activity.GetInfo(ctx).WorkflowExecution.ID}
+				if !ain.Final {
+					ain.NextDelay = activities.Jitter(prep.Schedule[0], d.ID, 1)
+				}
+				r, err := attempt(ctx, ain)
+				if err != nil {
+					return activities.FirstAttemptsResult{}, err
+				}
+				out.First[i] = r
+			}
+			return out, nil
+		})
+}
+
 // run executes DeliverEvent with the given deliveries; answer decides each
 // attempt's result. It returns the workflow result and the attempts made.
-func run(t *testing.T, ids []string, answer func(in activities.AttemptInput) activities.AttemptResult) (workflows.DeliverEventResult, map[string][]call, time.Time) {
+func run(t *testing.T, wf string, ids []string, answer func(in activities.AttemptInput) activities.AttemptResult) (workflows.DeliverEventResult, map[string][]call, time.Time) {
 	t.Helper()
 	var ts testsuite.WorkflowTestSuite
 	env := ts.NewTestWorkflowEnvironment()
 	env.RegisterActivity(&activities.Activities{})
+	env.RegisterWorkflow(workflows.DeliverAssetEvent)
+	env.RegisterWorkflow(workflows.DeliverEvent)
 	start := env.Now()
 	refs := make([]activities.DeliveryRef, len(ids))
 	for i, id := range ids {
 		refs[i] = activities.DeliveryRef{ID: id, WebhookID: "w-" + id, Host: id + ".example"}
 	}
-	env.OnActivity("PrepareDeliveries", mock.Anything, activities.PrepareInput{EventID: "e1", Inline: 100}).
-		Return(activities.PrepareResult{Total: len(refs), Deliveries: refs, Schedule: schedule, AttemptTimeout: 15 * time.Second}, nil)
 	var mu sync.Mutex
 	calls := map[string][]call{}
-	env.OnActivity("AttemptDelivery", mock.Anything, mock.Anything).Return(
-		func(_ context.Context, in activities.AttemptInput) (activities.AttemptResult, error) {
-			mu.Lock()
-			calls[in.DeliveryID] = append(calls[in.DeliveryID], call{in: in, at: env.Now()})
-			mu.Unlock()
-			return answer(in), nil
-		})
-	env.ExecuteWorkflow(workflows.DeliverEvent, workflows.DeliverEventInput{EventID: "e1", OrganizationID: "org"})
+	attempt := func(_ context.Context, in activities.AttemptInput) (activities.AttemptResult, error) {
+		mu.Lock()
+		calls[in.DeliveryID] = append(calls[in.DeliveryID], call{in: in, at: env.Now()})
+		mu.Unlock()
+		return answer(in), nil
+	}
+	onPrepare(env, wf, activities.PrepareInput{EventID: "e1", Inline: 100}, func() (activities.PrepareResult, error) {
+		return activities.PrepareResult{Total: len(refs), Deliveries: refs, Schedule: schedule, AttemptTimeout: 15 * time.Second}, nil
+	}, attempt)
+	env.OnActivity("AttemptDelivery", mock.Anything, mock.Anything).Return(attempt)
+	env.ExecuteWorkflow(wf, workflows.DeliverEventInput{EventID: "e1", OrganizationID: "org"})
 	if !env.IsWorkflowCompleted() {
 		t.Fatal("workflow did not complete")
 	}
@@ -173,52 +232,59 @@ func TestDeliverEvent(t *testing.T) {
 			},
 		},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			res, calls, start := run(t, tt.ids, tt.answer)
-			if res != tt.want {
-				t.Fatalf("result: got %+v, want %+v", res, tt.want)
-			}
-			for id, n := range tt.wantCalls {
-				if len(calls[id]) != n {
-					t.Fatalf("attempts of %s: got %d, want %d", id, len(calls[id]), n)
+	forEachEventWorkflow(t, func(t *testing.T, wf string) {
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				res, calls, start := run(t, wf, tt.ids, tt.answer)
+				if res != tt.want {
+					t.Fatalf("result: got %+v, want %+v", res, tt.want)
 				}
-			}
-			if tt.check != nil {
-				tt.check(t, calls, start)
-			}
-		})
-	}
+				for id, n := range tt.wantCalls {
+					if len(calls[id]) != n {
+						t.Fatalf("attempts of %s: got %d, want %d", id, len(calls[id]), n)
+					}
+				}
+				if tt.check != nil {
+					tt.check(t, calls, start)
+				}
+			})
+		}
+	})
 }
 
 // TestInfrastructureErrorsNeverEndADelivery: the snapshot and the attempts
 // fail with infrastructure errors (database down) for longer than any
 // timeout, local and regular; the workflow neither fails nor gives up.
 func TestInfrastructureErrorsNeverEndADelivery(t *testing.T) {
+	forEachEventWorkflow(t, testInfrastructureErrors)
+}
+
+func testInfrastructureErrors(t *testing.T, wf string) {
 	var ts testsuite.WorkflowTestSuite
 	env := ts.NewTestWorkflowEnvironment()
 	env.RegisterActivity(&activities.Activities{})
+	env.RegisterWorkflow(workflows.DeliverAssetEvent)
+	env.RegisterWorkflow(workflows.DeliverEvent)
 	start := env.Now()
 	outage := 3 * time.Hour
 	down := errors.New("The database is unavailable.")
 	var prepares, attempts int
-	env.OnActivity("PrepareDeliveries", mock.Anything, mock.Anything).Return(
-		func(context.Context, activities.PrepareInput) (activities.PrepareResult, error) {
-			prepares++
-			if env.Now().Sub(start) < outage {
-				return activities.PrepareResult{}, down
-			}
-			return activities.PrepareResult{Total: 1, Deliveries: []activities.DeliveryRef{{ID: "d1"}}, Schedule: schedule, AttemptTimeout: time.Second}, nil
-		})
-	env.OnActivity("AttemptDelivery", mock.Anything, mock.Anything).Return(
-		func(_ context.Context, in activities.AttemptInput) (activities.AttemptResult, error) {
-			attempts++
-			if env.Now().Sub(start) < 2*outage {
-				return activities.AttemptResult{}, down
-			}
-			return result(activities.OutcomeDelivered), nil
-		})
-	env.ExecuteWorkflow(workflows.DeliverEvent, workflows.DeliverEventInput{EventID: "e1", OrganizationID: "org"})
+	attempt := func(_ context.Context, in activities.AttemptInput) (activities.AttemptResult, error) {
+		attempts++
+		if env.Now().Sub(start) < 2*outage {
+			return activities.AttemptResult{}, down
+		}
+		return result(activities.OutcomeDelivered), nil
+	}
+	onPrepare(env, wf, mock.Anything, func() (activities.PrepareResult, error) {
+		prepares++
+		if env.Now().Sub(start) < outage {
+			return activities.PrepareResult{}, down
+		}
+		return activities.PrepareResult{Total: 1, Deliveries: []activities.DeliveryRef{{ID: "d1"}}, Schedule: schedule, AttemptTimeout: time.Second}, nil
+	}, attempt)
+	env.OnActivity("AttemptDelivery", mock.Anything, mock.Anything).Return(attempt)
+	env.ExecuteWorkflow(wf, workflows.DeliverEventInput{EventID: "e1", OrganizationID: "org"})
 	if !env.IsWorkflowCompleted() || env.GetWorkflowError() != nil {
 		t.Fatalf("workflow: completed %v, error %v; want completed without error", env.IsWorkflowCompleted(), env.GetWorkflowError())
 	}
@@ -235,17 +301,24 @@ func TestInfrastructureErrorsNeverEndADelivery(t *testing.T) {
 // at most 100 deliveries, each loading its own page, every delivery
 // attempted once and fenced by the event workflow's id.
 func TestFanoutInBatches(t *testing.T) {
+	forEachEventWorkflow(t, testFanout)
+}
+
+func testFanout(t *testing.T, wf string) {
 	var ts testsuite.WorkflowTestSuite
 	env := ts.NewTestWorkflowEnvironment()
 	env.RegisterActivity(&activities.Activities{})
 	env.RegisterWorkflow(workflows.DeliverBatch)
+	env.RegisterWorkflow(workflows.DeliverAssetEvent)
+	env.RegisterWorkflow(workflows.DeliverEvent)
 	const total = 250
 	ids := make([]string, total)
 	for i := range ids {
 		ids[i] = fmt.Sprintf("d%03d", i)
 	}
-	env.OnActivity("PrepareDeliveries", mock.Anything, mock.Anything).
-		Return(activities.PrepareResult{Total: total, Schedule: schedule, AttemptTimeout: time.Second}, nil)
+	onPrepare(env, wf, mock.Anything, func() (activities.PrepareResult, error) {
+		return activities.PrepareResult{Total: total, Schedule: schedule, AttemptTimeout: time.Second}, nil
+	}, nil)
 	var mu sync.Mutex
 	pages := map[int]int{}
 	env.OnActivity("LoadBatch", mock.Anything, mock.Anything).Return(
@@ -269,7 +342,7 @@ func TestFanoutInBatches(t *testing.T) {
 			owners[in.Owner] = true
 			return result(activities.OutcomeDelivered), nil
 		})
-	env.ExecuteWorkflow(workflows.DeliverEvent, workflows.DeliverEventInput{EventID: "e1", OrganizationID: "org"})
+	env.ExecuteWorkflow(wf, workflows.DeliverEventInput{EventID: "e1", OrganizationID: "org"})
 	var res workflows.DeliverEventResult
 	if err := env.GetWorkflowResult(&res); err != nil || res.Succeeded != total {
 		t.Fatalf("result %+v, %v; want %d succeeded", res, err, total)
@@ -292,27 +365,34 @@ func TestFanoutInBatches(t *testing.T) {
 // delivery another workflow took over is released; a finished one is not
 // attempted.
 func TestResumedAndReleasedDeliveries(t *testing.T) {
+	forEachEventWorkflow(t, testResumedAndReleased)
+}
+
+func testResumedAndReleased(t *testing.T, wf string) {
 	var ts testsuite.WorkflowTestSuite
 	env := ts.NewTestWorkflowEnvironment()
 	env.RegisterActivity(&activities.Activities{})
+	env.RegisterWorkflow(workflows.DeliverAssetEvent)
+	env.RegisterWorkflow(workflows.DeliverEvent)
 	start := env.Now()
 	refs := []activities.DeliveryRef{
 		{ID: "resumed", FirstAttempt: 3, ScheduleStart: 2, NotBefore: start.Add(time.Hour)},
 		{ID: "taken"},
 		{ID: "done", State: "succeeded"},
 	}
-	env.OnActivity("PrepareDeliveries", mock.Anything, mock.Anything).
-		Return(activities.PrepareResult{Total: 3, Deliveries: refs, Schedule: schedule, AttemptTimeout: time.Second}, nil)
 	var calls []call
-	env.OnActivity("AttemptDelivery", mock.Anything, mock.Anything).Return(
-		func(_ context.Context, in activities.AttemptInput) (activities.AttemptResult, error) {
-			calls = append(calls, call{in: in, at: env.Now()})
-			if in.DeliveryID == "taken" {
-				return result(activities.OutcomeReleased), nil
-			}
-			return result(activities.OutcomeRetry), nil
-		})
-	env.ExecuteWorkflow(workflows.DeliverEvent, workflows.DeliverEventInput{EventID: "e1", OrganizationID: "org"})
+	attempt := func(_ context.Context, in activities.AttemptInput) (activities.AttemptResult, error) {
+		calls = append(calls, call{in: in, at: env.Now()})
+		if in.DeliveryID == "taken" {
+			return result(activities.OutcomeReleased), nil
+		}
+		return result(activities.OutcomeRetry), nil
+	}
+	onPrepare(env, wf, mock.Anything, func() (activities.PrepareResult, error) {
+		return activities.PrepareResult{Total: 3, Deliveries: refs, Schedule: schedule, AttemptTimeout: time.Second}, nil
+	}, attempt)
+	env.OnActivity("AttemptDelivery", mock.Anything, mock.Anything).Return(attempt)
+	env.ExecuteWorkflow(wf, workflows.DeliverEventInput{EventID: "e1", OrganizationID: "org"})
 	var res workflows.DeliverEventResult
 	if err := env.GetWorkflowResult(&res); err != nil || res != (workflows.DeliverEventResult{Succeeded: 1, Failed: 1, Released: 1}) {
 		t.Fatalf("result %+v, %v; want 1 succeeded (done), 1 failed (resumed), 1 released", res, err)

@@ -73,7 +73,7 @@ func runDeliveryV1(ctx workflow.Context, prep activities.PrepareResult, d activi
 		final := k >= len(prep.Schedule)
 		var delay time.Duration
 		if !final {
-			delay = jitter(prep.Schedule[k], d.ID, attempt)
+			delay = activities.Jitter(prep.Schedule[k], d.ID, attempt)
 		}
 		var res activities.AttemptResult
 		in := activities.AttemptInput{DeliveryID: d.ID, Attempt: attempt, Final: final, NextDelay: delay, Manual: d.Manual}

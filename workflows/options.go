@@ -95,7 +95,3 @@ const localFirstAttempt = "local-first-attempt"
 // batch child workflows, attempts fenced by the owning workflow, resumed
 // deliveries, and activities that never give up.
 const durableFanout = "durable-fanout"
-
-// jitterFraction is the ±share of each scheduled wait that is randomised,
-// so retries of many deliveries do not hit an endpoint in lock-step.
-const jitterFraction = 0.2

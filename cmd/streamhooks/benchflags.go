@@ -25,6 +25,7 @@ func cmdBench(ctx context.Context, cfg config.Config, args []string, out streams
 	fs.BoolVar(&bc.Eager, "eager", true, "eager workflow start (the worker is in this process)")
 	fs.IntVar(&bc.ActivitySlot, "activity-slots", 0, "worker activity slots (0: SDK default)")
 	fs.IntVar(&bc.Pollers, "pollers", 0, "worker pollers per kind (0: SDK default)")
+	fs.BoolVar(&bc.NoTemporalCeiling, "no-temporal-ceiling", false, "skip the temporal-ceiling yardstick scenario")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file (go tool pprof)")
 	if _, err := parse(fs, args); err != nil {
 		return err

@@ -45,24 +45,36 @@ type Options struct {
 	Eager        bool
 	ActivitySlot int
 	Pollers      int
+	// NoTemporalCeiling skips the temporal-ceiling scenario.
+	NoTemporalCeiling bool
 }
 
 // Result is one scenario's numbers, as the JSON output carries them.
 type Result struct {
-	Scenario          string  `json:"scenario"`
-	Events            int     `json:"events"`
-	WebhooksPerEvent  int     `json:"webhooks_per_event"`
-	EventsPerSec      float64 `json:"events_accepted_per_sec"`
-	DeliveriesPerSec  float64 `json:"deliveries_per_sec"`
-	Received          int64   `json:"received_at_receiver"`
-	SucceededRows     int64   `json:"succeeded_rows"`
-	RatioToCeiling    float64 `json:"ratio_to_ceiling"`
-	P50ms             float64 `json:"p50_ms"`
-	P95ms             float64 `json:"p95_ms"`
-	P99ms             float64 `json:"p99_ms"`
-	CPUSecPer1000     float64 `json:"cpu_seconds_per_1000_deliveries"`
-	PeakRSSMB         float64 `json:"peak_rss_mb"`
-	ElapsedSec        float64 `json:"elapsed_sec"`
+	Scenario         string `json:"scenario"`
+	noRows           bool
+	Events           int     `json:"events"`
+	WebhooksPerEvent int     `json:"webhooks_per_event"`
+	EventsPerSec     float64 `json:"events_accepted_per_sec"`
+	DeliveriesPerSec float64 `json:"deliveries_per_sec"`
+	Received         int64   `json:"received_at_receiver"`
+	SucceededRows    int64   `json:"succeeded_rows"`
+	RatioToCeiling   float64 `json:"ratio_to_ceiling"`
+	P50ms            float64 `json:"p50_ms"`
+	P95ms            float64 `json:"p95_ms"`
+	P99ms            float64 `json:"p99_ms"`
+	// AcceptP50ms and AcceptP99ms time the signal itself: from sending the
+	// POST to its 202 (or, for temporal-ceiling, the workflow start).
+	AcceptP50ms   float64 `json:"accept_p50_ms"`
+	AcceptP99ms   float64 `json:"accept_p99_ms"`
+	CPUSecPer1000 float64 `json:"cpu_seconds_per_1000_deliveries"`
+	PeakRSSMB     float64 `json:"peak_rss_mb"`
+	ElapsedSec    float64 `json:"elapsed_sec"`
+	// VsTemporal is DeliveriesPerSec over the temporal-ceiling's, and
+	// CPUmsOverTemporal the CPU per delivery beyond it (ms), when that
+	// scenario ran.
+	VsTemporal        float64 `json:"ratio_to_temporal_ceiling,omitempty"`
+	CPUmsOverTemporal float64 `json:"cpu_ms_per_delivery_over_temporal_ceiling,omitempty"`
 	CeilingRequestsPS float64 `json:"-"`
 }
 
@@ -158,7 +170,9 @@ func Run(ctx context.Context, in Input) error {
 		return err
 	}
 	defer w.Stop()
-	starter := &service.Starter{Client: c, EagerStart: bc.Eager}
+	// The starter the dev mode uses: search attributes on, eager start.
+	starter := roles.NewStarter(ctx, c, &cfg, log)
+	starter.EagerStart = bc.Eager
 	apiLn, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return err
@@ -187,6 +201,14 @@ func Run(ctx context.Context, in Input) error {
 
 	ceiling := b.ceiling(ctx, bc.Events*max(slices.Max(bc.Webhooks), 1))
 	var results []Result
+	if !bc.NoTemporalCeiling {
+		r, err := b.temporalCeiling(ctx, c, ceiling, worker.SDKOptions(worker.Options{MaxConcurrentActivities: bc.ActivitySlot,
+			MaxConcurrentActivityPollers: bc.Pollers, MaxConcurrentWorkflowPollers: bc.Pollers}))
+		if err != nil {
+			return err
+		}
+		results = append(results, r)
+	}
 	for _, n := range bc.Webhooks {
 		r, err := b.saturation(ctx, n, ceiling)
 		if err != nil {
@@ -202,6 +224,7 @@ func Run(ctx context.Context, in Input) error {
 		results = append(results, r)
 	}
 	fmt.Fprint(stderr, "\r\033[K")
+	relateToTemporalCeiling(results)
 	if bc.JSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
@@ -209,14 +232,14 @@ func Run(ctx context.Context, in Input) error {
 	}
 	fmt.Fprintf(stdout, "ceiling (plain net/http POSTs, concurrency %d): %.0f req/s; app database: %s; eager start: %v\n\n",
 		bc.Concurrency, ceiling, store.Dialect(), bc.Eager)
-	fmt.Fprintf(stdout, "%-22s %7s %5s %10s %12s %8s %8s %8s %8s %10s %8s\n",
-		"scenario", "events", "hooks", "events/s", "deliveries/s", "ratio", "p50 ms", "p95 ms", "p99 ms", "cpu s/1k", "rss MB")
+	fmt.Fprintf(stdout, "%-22s %7s %5s %10s %10s %12s %8s %8s %8s %8s %8s %10s %9s %8s\n",
+		"scenario", "events", "hooks", "events/s", "accept p99", "deliveries/s", "ratio", "vs temp", "p50 ms", "p95 ms", "p99 ms", "cpu s/1k", "cpu +ms", "rss MB")
 	for _, r := range results {
-		fmt.Fprintf(stdout, "%-22s %7d %5d %10.0f %12.0f %8.3f %8.1f %8.1f %8.1f %10.2f %8.0f\n", r.Scenario, r.Events, r.WebhooksPerEvent,
-			r.EventsPerSec, r.DeliveriesPerSec, r.RatioToCeiling, r.P50ms, r.P95ms, r.P99ms, r.CPUSecPer1000, r.PeakRSSMB)
+		fmt.Fprintf(stdout, "%-22s %7d %5d %10.0f %10.1f %12.0f %8.3f %8.2f %8.1f %8.1f %8.1f %10.2f %+9.2f %8.0f\n", r.Scenario, r.Events, r.WebhooksPerEvent,
+			r.EventsPerSec, r.AcceptP99ms, r.DeliveriesPerSec, r.RatioToCeiling, r.VsTemporal, r.P50ms, r.P95ms, r.P99ms, r.CPUSecPer1000, r.CPUmsOverTemporal, r.PeakRSSMB)
 	}
 	for _, r := range results {
-		if r.SucceededRows != r.Received && r.Received < int64(r.Events*r.WebhooksPerEvent) {
+		if !r.noRows && r.SucceededRows != r.Received && r.Received < int64(r.Events*r.WebhooksPerEvent) {
 			fmt.Fprintf(stdout, "WARNING %s: %d received, %d succeeded rows\n", r.Scenario, r.Received, r.SucceededRows)
 		}
 	}
@@ -278,7 +301,7 @@ func (b *bench) setup(ctx context.Context, hooks int) (string, error) {
 	}
 	for i := range hooks {
 		u := fmt.Sprintf("%s/%s/%d", b.recv.url, org, i)
-		if _, err := b.store.CreateWebhook(ctx, org, models.WebhookUpdate{URL: &u, SecretToken: ptrTo("bench-secret")}); err != nil {
+		if _, err := b.store.CreateWebhook(ctx, org, models.WebhookUpdate{URL: &u, SecretToken: ptrTo(benchSecret)}); err != nil {
 			return "", err
 		}
 	}
@@ -287,9 +310,35 @@ func (b *bench) setup(ctx context.Context, hooks int) (string, error) {
 
 func ptrTo[T any](v T) *T { return &v }
 
+// benchSecret is every bench webhook's secret token.
+const benchSecret = "bench-secret"
+
+// assetJSON is the asset every bench event carries; its id is the event
+// id, by which the receiver times the first attempt.
+func assetJSON(id string) []byte {
+	return []byte(`{"id":"` + id + `","title":"bench","type":"video","video":{"status":"Completed"}}`)
+}
+
+// relateToTemporalCeiling sets each result's ratio to the temporal-ceiling
+// scenario and its CPU per delivery beyond it.
+func relateToTemporalCeiling(results []Result) {
+	i := slices.IndexFunc(results, func(r Result) bool { return r.Scenario == "temporal-ceiling" })
+	if i < 0 || results[i].DeliveriesPerSec == 0 {
+		return
+	}
+	tc := results[i]
+	for j := range results {
+		if j == i {
+			continue
+		}
+		results[j].VsTemporal = results[j].DeliveriesPerSec / tc.DeliveriesPerSec
+		results[j].CPUmsOverTemporal = results[j].CPUSecPer1000 - tc.CPUSecPer1000
+	}
+}
+
 // signal posts one event; it returns when the API accepted it.
 func (b *bench) signal(org, id string) (time.Time, error) {
-	body := `{"organization_id":"` + org + `","event_id":"` + id + `","asset":{"id":"` + id + `","title":"bench","type":"video","video":{"status":"Completed"}}}`
+	body := `{"organization_id":"` + org + `","event_id":"` + id + `","asset":` + string(assetJSON(id)) + `}`
 	req, _ := http.NewRequest(http.MethodPost, b.api+"/internal/v1/asset-events/", strings.NewReader(body))
 	req.Header.Set("Authorization", "Token "+b.svc)
 	req.Header.Set("Content-Type", "application/json")
@@ -305,12 +354,19 @@ func (b *bench) signal(org, id string) (time.Time, error) {
 	return time.Now(), nil
 }
 
+// stamp is one signal: when it was sent and when it was accepted.
+type stamp struct{ sent, at time.Time }
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
 // scenario is one run: events to a fresh organization with hooks
 // webhooks, sent by send, which records when the API accepted each.
 type scenario struct {
 	name          string
 	hooks, events int
-	send          func(org string, accepted []time.Time) error
+	// noRows: the scenario writes no delivery rows to check.
+	noRows bool
+	send   func(org string, accepted []stamp) error
 }
 
 // run drives one scenario: send, wait for every delivery, measure.
@@ -325,7 +381,7 @@ func (b *bench) run(ctx context.Context, sc scenario, ceiling float64) (Result, 
 	resetPeakRSS()
 	cpu0 := cpuSeconds()
 	start := time.Now()
-	accepted := make([]time.Time, events)
+	accepted := make([]stamp, events)
 	stop := b.progressLine(name, base, want)
 	if err := send(org, accepted); err != nil {
 		stop()
@@ -342,21 +398,29 @@ func (b *bench) run(ctx context.Context, sc scenario, ceiling float64) (Result, 
 	r := Result{
 		Scenario: name, Events: events, WebhooksPerEvent: hooks, Received: got, ElapsedSec: elapsed.Seconds(),
 		EventsPerSec: float64(events) / sent.Seconds(), DeliveriesPerSec: float64(got) / elapsed.Seconds(),
-		PeakRSSMB: peakRSSMB(), CeilingRequestsPS: ceiling,
+		PeakRSSMB: peakRSSMB(), CeilingRequestsPS: ceiling, noRows: sc.noRows,
 	}
 	r.RatioToCeiling = r.DeliveriesPerSec / ceiling
 	if got > 0 {
 		r.CPUSecPer1000 = (cpuSeconds() - cpu0) / float64(got) * 1000
 	}
-	var lat []float64
+	var lat, acc []float64
 	b.recv.mu.Lock()
 	for i := range events {
-		if t, ok := b.recv.first[fmt.Sprintf("%s-%d", org, i)]; ok && !accepted[i].IsZero() {
-			lat = append(lat, float64(t.Sub(accepted[i]).Microseconds())/1000)
+		if accepted[i].at.IsZero() {
+			continue
+		}
+		acc = append(acc, ms(accepted[i].at.Sub(accepted[i].sent)))
+		if t, ok := b.recv.first[fmt.Sprintf("%s-%d", org, i)]; ok {
+			lat = append(lat, ms(t.Sub(accepted[i].at)))
 		}
 	}
 	b.recv.mu.Unlock()
 	r.P50ms, r.P95ms, r.P99ms = percentile(lat, 50), percentile(lat, 95), percentile(lat, 99)
+	r.AcceptP50ms, r.AcceptP99ms = percentile(acc, 50), percentile(acc, 99)
+	if sc.noRows {
+		return r, nil
+	}
 	// The receiver sees a request just before its attempt row commits.
 	for wait := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		r.SucceededRows = b.succeeded(ctx, org)
@@ -369,15 +433,16 @@ func (b *bench) run(ctx context.Context, sc scenario, ceiling float64) (Result, 
 
 func (b *bench) saturation(ctx context.Context, hooks int, ceiling float64) (Result, error) {
 	name := fmt.Sprintf("saturation-%dhook", hooks)
-	return b.run(ctx, scenario{name: name, hooks: hooks, events: b.cfg.Events, send: func(org string, accepted []time.Time) error {
+	return b.run(ctx, scenario{name: name, hooks: hooks, events: b.cfg.Events, send: func(org string, accepted []stamp) error {
 		var firstErr atomic.Value
 		b.parallel(ctx, len(accepted), func(i int) {
+			sent := time.Now()
 			t, err := b.signal(org, fmt.Sprintf("%s-%d", org, i))
 			if err != nil {
 				firstErr.CompareAndSwap(nil, err)
 				return
 			}
-			accepted[i] = t
+			accepted[i] = stamp{sent: sent, at: t}
 		})
 		if err, _ := firstErr.Load().(error); err != nil {
 			return err
@@ -391,7 +456,7 @@ func (b *bench) saturation(ctx context.Context, hooks int, ceiling float64) (Res
 func (b *bench) fixedRate(ctx context.Context, ceiling float64) (Result, error) {
 	n := int(float64(b.cfg.Rate) * b.cfg.Duration.Seconds())
 	name := fmt.Sprintf("fixed-%d-ev/s", b.cfg.Rate)
-	return b.run(ctx, scenario{name: name, hooks: 1, events: n, send: func(org string, accepted []time.Time) error {
+	return b.run(ctx, scenario{name: name, hooks: 1, events: n, send: func(org string, accepted []stamp) error {
 		interval := time.Second / time.Duration(b.cfg.Rate)
 		var wg sync.WaitGroup
 		var failed atomic.Int64
@@ -401,12 +466,13 @@ func (b *bench) fixedRate(ctx context.Context, ceiling float64) (Result, error) 
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
+				sent := time.Now()
 				t, err := b.signal(org, fmt.Sprintf("%s-%d", org, i))
 				if err != nil {
 					failed.Add(1)
 					return
 				}
-				accepted[i] = t
+				accepted[i] = stamp{sent: sent, at: t}
 			}()
 		}
 		wg.Wait()

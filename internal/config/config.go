@@ -166,7 +166,7 @@ func (c *Config) Delivery() (Delivery, error) {
 	}
 	d.AttemptTimeout = activities.DefaultAttemptTimeout
 	if c.AttemptTimeout != "" {
-		if d.AttemptTimeout, err = time.ParseDuration(c.AttemptTimeout); err != nil || d.AttemptTimeout <= 0 || d.AttemptTimeout > 5*time.Minute {
+		if d.AttemptTimeout, err = time.ParseDuration(c.AttemptTimeout); err != nil || d.AttemptTimeout <= 0 || d.AttemptTimeout > activities.MaxAttemptTimeout {
 			return d, fmt.Errorf("%w: %s=%q: want a duration between 1ms and 5m", ErrUsage, EnvAttemptTimeout, c.AttemptTimeout)
 		}
 	}
