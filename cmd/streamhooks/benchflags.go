@@ -19,7 +19,7 @@ func cmdBench(ctx context.Context, cfg config.Config, args []string, out streams
 	fs.IntVar(&bc.Events, "events", 2000, "events per saturation scenario")
 	hooks := fs.String("webhooks", "1,5", "webhooks per organization, one saturation scenario each")
 	fs.IntVar(&bc.Concurrency, "concurrency", 32, "concurrent event signals (and ceiling requests)")
-	fs.IntVar(&bc.Rate, "rate", 200, "offered events per second in the fixed-load scenario (0 skips it)")
+	rate := fs.String("rate", "50%", "offered events per second in the fixed-load scenario: a number, or a percentage of the first saturation scenario's events delivered per second (0 skips it)")
 	fs.DurationVar(&bc.Duration, "duration", 10*time.Second, "length of the fixed-load scenario")
 	fs.BoolVar(&bc.JSON, "json", false, "print results as JSON")
 	fs.BoolVar(&bc.Eager, "eager", true, "eager workflow start (the worker is in this process)")
@@ -40,6 +40,17 @@ func cmdBench(ctx context.Context, cfg config.Config, args []string, out streams
 			return err
 		}
 		defer pprof.StopCPUProfile()
+	}
+	if p, ok := strings.CutSuffix(*rate, "%"); ok {
+		n, err := strconv.Atoi(p)
+		if err != nil || n < 1 || n > 1000 {
+			return fmt.Errorf("%w: --rate %q: want events per second or 1%%..1000%%", config.ErrUsage, *rate)
+		}
+		bc.RatePercent = n
+	} else if n, err := strconv.Atoi(*rate); err != nil || n < 0 {
+		return fmt.Errorf("%w: --rate %q: want events per second or 1%%..1000%%", config.ErrUsage, *rate)
+	} else {
+		bc.Rate = n
 	}
 	for _, f := range strings.Split(*hooks, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(f))

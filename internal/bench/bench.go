@@ -36,10 +36,13 @@ import (
 
 // Options size a benchmark run (the flags of "streamhooks bench").
 type Options struct {
-	Events       int
-	Webhooks     []int
-	Concurrency  int
-	Rate         int
+	Events      int
+	Webhooks    []int
+	Concurrency int
+	Rate        int
+	// RatePercent, when Rate is 0, sets the fixed rate to this share of
+	// the events per second the first saturation scenario delivered.
+	RatePercent  int
 	Duration     time.Duration
 	JSON         bool
 	Eager        bool
@@ -216,7 +219,13 @@ func Run(ctx context.Context, in Input) error {
 		}
 		results = append(results, r)
 	}
-	if bc.Rate > 0 {
+	if bc.Rate == 0 && bc.RatePercent > 0 {
+		if i := slices.IndexFunc(results, func(r Result) bool { return strings.HasPrefix(r.Scenario, "saturation-") }); i >= 0 {
+			r := results[i]
+			b.cfg.Rate = max(1, int(r.DeliveriesPerSec/float64(r.WebhooksPerEvent)*float64(bc.RatePercent)/100))
+		}
+	}
+	if b.cfg.Rate > 0 {
 		r, err := b.fixedRate(ctx, ceiling)
 		if err != nil {
 			return err
