@@ -31,6 +31,11 @@ const (
 	queueSize       = 4096
 	scanBatch       = 500
 	starters        = 16
+	// markBatch and markDelay bound how many started events one UPDATE
+	// marks and how long a start waits to be marked: one statement per
+	// burst instead of one per event.
+	markBatch = 200
+	markDelay = 5 * time.Millisecond
 )
 
 // EventStarter starts the workflow of a stored event; *Starter
@@ -57,6 +62,7 @@ type Outbox struct {
 
 	once    sync.Once
 	queue   chan models.AssetEvent
+	marks   chan string
 	started *prometheus.CounterVec
 
 	mu sync.Mutex
@@ -131,6 +137,7 @@ func NewOutbox(store *models.Store, starter EventStarter, log *slog.Logger, reg 
 func (o *Outbox) init() {
 	o.once.Do(func() {
 		o.queue = make(chan models.AssetEvent, queueSize)
+		o.marks = make(chan string, queueSize)
 		o.queued = make(map[string]struct{})
 		o.released = make(map[string]uint64)
 		o.started = prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -174,12 +181,24 @@ func (o *Outbox) Run(ctx context.Context) {
 				case <-ctx.Done():
 					return
 				case ev := <-o.queue:
-					o.start(ctx, &ev)
-					o.release(ev.ID)
+					if !o.start(ctx, &ev) {
+						o.release(ev.ID)
+						continue
+					}
+					select {
+					case o.marks <- ev.ID: // released once marked
+					case <-ctx.Done():
+						o.release(ev.ID) // unmarked: the next run starts it again, a no-op
+					}
 				}
 			}
 		}()
 	}
+	marked := make(chan struct{})
+	go func() {
+		defer close(marked)
+		o.markStarted(ctx)
+	}()
 	interval := o.ScanInterval
 	if interval <= 0 {
 		interval = DefaultScanInterval
@@ -193,6 +212,7 @@ func (o *Outbox) Run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			wg.Wait()
+			<-marked
 			return
 		case <-t.C:
 		}
@@ -228,15 +248,19 @@ func (o *Outbox) Scan(ctx context.Context) error {
 	return nil
 }
 
-// StartNow starts one event synchronously, as the starters do (tests and
-// the reconciler use it).
+// StartNow starts one event synchronously and marks it, as the starters
+// do (tests and the reconciler use it).
 func (o *Outbox) StartNow(ctx context.Context, ev *models.AssetEvent) bool {
 	o.init()
-	return o.start(ctx, ev)
+	if !o.start(ctx, ev) {
+		return false
+	}
+	o.mark(ctx, []string{ev.ID})
+	return true
 }
 
-// start starts one event's workflow and marks the row; a failure defers
-// the row with backoff and is logged and counted.
+// start starts one event's workflow; a failure defers the row with
+// backoff and is logged and counted. The caller marks a started event.
 func (o *Outbox) start(ctx context.Context, ev *models.AssetEvent) bool {
 	if !workflows.ValidWorkflowID(ev.WorkflowID) {
 		// Stored before workflow ids were derived in ASCII.
@@ -255,12 +279,65 @@ func (o *Outbox) start(ctx context.Context, ev *models.AssetEvent) bool {
 		return false
 	}
 	o.started.WithLabelValues("started").Inc()
-	// A failed mark is harmless: the next scan starts the event again,
-	// which the workflow id policies turn into a no-op, and marks it.
-	if err := o.Store.MarkEventsStarted(ctx, ev.ID); err != nil && ctx.Err() == nil {
-		o.Logger.WarnContext(ctx, "mark event started", "eventID", ev.ID, "error", err)
-	}
 	return true
+}
+
+// markStarted marks started events in batches, then releases them, until
+// ctx ends and the starters have handed over what they started.
+func (o *Outbox) markStarted(ctx context.Context) {
+	batch := make([]string, 0, markBatch)
+	flush := func() {
+		if len(batch) == 0 {
+			return
+		}
+		// Marks started events even while shutting down: a lost mark
+		// only costs a second (no-op) start.
+		mctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		o.mark(mctx, batch)
+		cancel()
+		for _, id := range batch {
+			o.release(id)
+		}
+		batch = batch[:0]
+	}
+	for {
+		select {
+		case id := <-o.marks:
+			batch = append(batch, id)
+			// Gather what else was started meanwhile, briefly.
+			deadline := time.After(markDelay)
+		gather:
+			for len(batch) < markBatch {
+				select {
+				case id := <-o.marks:
+					batch = append(batch, id)
+				case <-deadline:
+					break gather
+				}
+			}
+			flush()
+		case <-ctx.Done():
+			// The starters stop at ctx's end; take what they handed over.
+			for {
+				select {
+				case id := <-o.marks:
+					batch = append(batch, id)
+				case <-time.After(100 * time.Millisecond):
+					flush()
+					return
+				}
+			}
+		}
+	}
+}
+
+// mark records events as started. A failed mark is harmless: the next
+// scan starts them again, which the workflow id policies turn into a
+// no-op, and marks them.
+func (o *Outbox) mark(ctx context.Context, ids []string) {
+	if err := o.Store.MarkEventsStarted(ctx, ids...); err != nil && ctx.Err() == nil {
+		o.Logger.WarnContext(ctx, "mark events started", "events", len(ids), "error", err)
+	}
 }
 
 func (o *Outbox) failed(ctx context.Context, ev *models.AssetEvent, err error) {
