@@ -1,6 +1,8 @@
 // Package bench is the throughput and latency harness behind
-// "streamhooks bench": a whole system in one process measured against the
-// plain-HTTP ceiling of the machine (docs/benchmarks.md).
+// "streamhooks bench": a whole system in one process (or, in the
+// production shape, the api and worker roles as processes of their own on
+// PostgreSQL) measured against the plain-HTTP ceiling of the machine
+// (docs/benchmarks.md).
 package bench
 
 import (
@@ -45,10 +47,16 @@ type Options struct {
 	Eager        bool
 	ActivitySlot int
 	Pollers      int
+	// Shape is ShapeDev (everything in this process) or ShapeProduction
+	// (production.go).
+	Shape string
 }
 
-// ShapeDev is the shape of a run: everything in this process.
-const ShapeDev = "dev"
+// The shapes of a run.
+const (
+	ShapeDev        = "dev"
+	ShapeProduction = "production"
+)
 
 // Result is one scenario's numbers, as the JSON output carries them.
 type Result struct {
@@ -99,8 +107,8 @@ func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 
 // Input is what Run needs: the sizes of the run, the settings (only
 // DATABASE_URL is used: a run against PostgreSQL when set, else a SQLite
-// file in a temporary directory) and where the results and the progress
-// line go.
+// file in a temporary directory; the production shape's server for its own
+// databases) and where the results and the progress line go.
 type Input struct {
 	Options Options
 	Config  config.Config
@@ -110,8 +118,13 @@ type Input struct {
 
 // Run starts a whole system in this process (store, embedded Temporal, a
 // worker, the API and a loopback receiver), runs the scenarios and prints
-// the results, as JSON with Options.JSON (docs/benchmarks.md).
+// the results, as JSON with Options.JSON (docs/benchmarks.md). With
+// Options.Shape ShapeProduction it runs the production roles instead
+// (runProduction).
 func Run(ctx context.Context, in Input) error {
+	if in.Options.Shape == ShapeProduction {
+		return runProduction(ctx, in)
+	}
 	cfg, bc, stdout, stderr := in.Config, in.Options, in.Stdout, in.Stderr
 	dir, err := os.MkdirTemp("", "streamhooks-bench-")
 	if err != nil {
