@@ -1,6 +1,8 @@
 // Package bench is the throughput and latency harness behind
-// "streamhooks bench": a whole system in one process measured against the
-// plain-HTTP ceiling of the machine (docs/benchmarks.md).
+// "streamhooks bench": a whole system in one process (or, in the
+// production shape, the api and worker roles as processes of their own on
+// PostgreSQL) measured against the plain-HTTP ceiling of the machine
+// (docs/benchmarks.md).
 package bench
 
 import (
@@ -23,6 +25,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.temporal.io/sdk/client"
 
 	"github.com/streamhooks/streamhooks/api"
 	"github.com/streamhooks/streamhooks/egress"
@@ -50,7 +53,16 @@ type Options struct {
 	Pollers      int
 	// NoTemporalCeiling skips the temporal-ceiling scenario.
 	NoTemporalCeiling bool
+	// Shape is ShapeDev (everything in this process) or ShapeProduction
+	// (production.go).
+	Shape string
 }
+
+// The shapes of a run.
+const (
+	ShapeDev        = "dev"
+	ShapeProduction = "production"
+)
 
 // Result is one scenario's numbers, as the JSON output carries them.
 type Result struct {
@@ -111,8 +123,8 @@ func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 
 // Input is what Run needs: the sizes of the run, the settings (only
 // DATABASE_URL is used: a run against PostgreSQL when set, else a SQLite
-// file in a temporary directory) and where the results and the progress
-// line go.
+// file in a temporary directory; the production shape's server for its own
+// databases) and where the results and the progress line go.
 type Input struct {
 	Options Options
 	Config  config.Config
@@ -122,8 +134,13 @@ type Input struct {
 
 // Run starts a whole system in this process (store, embedded Temporal, a
 // worker, the API and a loopback receiver), runs the scenarios and prints
-// the results, as JSON with Options.JSON (docs/benchmarks.md).
+// the results, as JSON with Options.JSON (docs/benchmarks.md). With
+// Options.Shape ShapeProduction it runs the production roles instead
+// (runProduction).
 func Run(ctx context.Context, in Input) error {
+	if in.Options.Shape == ShapeProduction {
+		return runProduction(ctx, in)
+	}
 	cfg, bc, stdout, stderr := in.Config, in.Options, in.Stdout, in.Stderr
 	dir, err := os.MkdirTemp("", "streamhooks-bench-")
 	if err != nil {
@@ -200,12 +217,28 @@ func Run(ctx context.Context, in Input) error {
 		return err
 	}
 	b := &bench{cfg: bc, store: store, api: "http://" + apiLn.Addr().String(), svc: svc, recv: recv, progress: stderr,
-		client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: bc.Concurrency * 2}}}
+		client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: bc.Concurrency * 2}}, meter: processMeter{}, temporal: c}
+	return b.runAll(ctx, stdout, header{shape: ShapeDev, database: store.Dialect(), eager: bc.Eager, cpu: "process", rss: "process"})
+}
 
+// header is what the output says of the run beside the results: its
+// shape, app database, eager start and how CPU and RSS are counted. The
+// text output prints lines above the ceiling line (the production shape's;
+// the dev shape has none, so its text is as it always was).
+type header struct {
+	shape, database string
+	eager           bool
+	cpu, rss        string // JSON: "process", "machine", "bench+api+worker"
+	lines           []string
+}
+
+// runAll measures the ceiling, runs every scenario and prints the results.
+func (b *bench) runAll(ctx context.Context, stdout io.Writer, h header) error {
+	bc, stderr := b.cfg, b.progress
 	ceiling := b.ceiling(ctx, bc.Events*max(slices.Max(bc.Webhooks), 1))
 	var results []Result
-	if !bc.NoTemporalCeiling {
-		r, err := b.temporalCeiling(ctx, c, ceiling, worker.SDKOptions(worker.Options{MaxConcurrentActivities: bc.ActivitySlot,
+	if !bc.NoTemporalCeiling && b.temporal != nil {
+		r, err := b.temporalCeiling(ctx, b.temporal, ceiling, worker.SDKOptions(worker.Options{MaxConcurrentActivities: bc.ActivitySlot,
 			MaxConcurrentActivityPollers: bc.Pollers, MaxConcurrentWorkflowPollers: bc.Pollers}))
 		if err != nil {
 			return err
@@ -237,10 +270,14 @@ func Run(ctx context.Context, in Input) error {
 	if bc.JSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
-		return enc.Encode(map[string]any{"ceiling_requests_per_sec": ceiling, "database": store.Dialect(), "eager_start": bc.Eager, "results": results})
+		return enc.Encode(map[string]any{"ceiling_requests_per_sec": ceiling, "database": h.database, "eager_start": h.eager, "results": results,
+			"shape": h.shape, "cpu_accounting": h.cpu, "rss_accounting": h.rss})
+	}
+	for _, l := range h.lines {
+		fmt.Fprintln(stdout, l)
 	}
 	fmt.Fprintf(stdout, "ceiling (plain net/http POSTs, concurrency %d): %.0f req/s; app database: %s; eager start: %v\n\n",
-		bc.Concurrency, ceiling, store.Dialect(), bc.Eager)
+		bc.Concurrency, ceiling, h.database, h.eager)
 	fmt.Fprintf(stdout, "%-22s %7s %5s %10s %10s %12s %8s %8s %8s %8s %8s %10s %9s %8s\n",
 		"scenario", "events", "hooks", "events/s", "accept p99", "deliveries/s", "ratio", "vs temp", "p50 ms", "p95 ms", "p99 ms", "cpu s/1k", "cpu +ms", "rss MB")
 	for _, r := range results {
@@ -256,6 +293,9 @@ func Run(ctx context.Context, in Input) error {
 }
 
 type bench struct {
+	// temporal, when set, is the client of the server the system runs on,
+	// for the temporal-ceiling scenario (the dev shape).
+	temporal client.Client
 	cfg      Options
 	store    *models.Store
 	api      string
@@ -264,7 +304,23 @@ type bench struct {
 	client   *http.Client
 	progress io.Writer
 	runs     int
+	meter    meter
 }
+
+// meter measures a scenario's CPU seconds and peak RSS.
+type meter interface {
+	reset() // starts a new peak-RSS window
+	cpuSeconds() float64
+	peakRSSMB() float64
+}
+
+// processMeter counts this process only: the dev shape, where this
+// process is the whole system.
+type processMeter struct{}
+
+func (processMeter) reset()              { resetPeakRSS("self") }
+func (processMeter) cpuSeconds() float64 { return cpuSeconds() }
+func (processMeter) peakRSSMB() float64  { return peakRSSMB("self") }
 
 // ceiling measures plain keep-alive POSTs of the same payload to the same
 // receiver at the same concurrency: what the machine allows at best.
@@ -387,8 +443,8 @@ func (b *bench) run(ctx context.Context, sc scenario, ceiling float64) (Result, 
 	}
 	want := int64(events * hooks)
 	base := b.recv.count.Load()
-	resetPeakRSS()
-	cpu0 := cpuSeconds()
+	b.meter.reset()
+	cpu0 := b.meter.cpuSeconds()
 	start := time.Now()
 	accepted := make([]stamp, events)
 	stop := b.progressLine(name, base, want)
@@ -407,11 +463,11 @@ func (b *bench) run(ctx context.Context, sc scenario, ceiling float64) (Result, 
 	r := Result{
 		Scenario: name, Events: events, WebhooksPerEvent: hooks, Received: got, ElapsedSec: elapsed.Seconds(),
 		EventsPerSec: float64(events) / sent.Seconds(), DeliveriesPerSec: float64(got) / elapsed.Seconds(),
-		PeakRSSMB: peakRSSMB(), CeilingRequestsPS: ceiling, noRows: sc.noRows,
+		PeakRSSMB: b.meter.peakRSSMB(), CeilingRequestsPS: ceiling, noRows: sc.noRows,
 	}
 	r.RatioToCeiling = r.DeliveriesPerSec / ceiling
 	if got > 0 {
-		r.CPUSecPer1000 = (cpuSeconds() - cpu0) / float64(got) * 1000
+		r.CPUSecPer1000 = (b.meter.cpuSeconds() - cpu0) / float64(got) * 1000
 	}
 	var lat, acc []float64
 	b.recv.mu.Lock()
@@ -433,7 +489,7 @@ func (b *bench) run(ctx context.Context, sc scenario, ceiling float64) (Result, 
 	// The receiver sees a request just before its attempt row commits.
 	for wait := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		r.SucceededRows = b.succeeded(ctx, org)
-		if r.SucceededRows >= got || time.Now().After(wait) {
+		if r.SucceededRows >= got || time.Now().After(wait) || ctx.Err() != nil {
 			break
 		}
 	}
@@ -543,17 +599,18 @@ func cpuSeconds() float64 {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 }
 
-// peakRSSMB reads the process's peak resident set (VmHWM).
+// peakRSSMB reads the process's peak resident set (VmHWM); proc is "self"
+// or a pid.
 // resetPeakRSS starts a new peak-RSS window (Linux: writing 5 to
 // clear_refs resets VmHWM), so each scenario reports its own peak rather
 // than the largest of the run so far. Memory the earlier scenarios still
 // hold counts, as it would in a long-running process.
-func resetPeakRSS() {
-	_ = os.WriteFile(filepath.Join("/proc", "self", "clear_refs"), []byte("5"), 0)
+func resetPeakRSS(proc string) {
+	_ = os.WriteFile(filepath.Join("/proc", proc, "clear_refs"), []byte("5"), 0)
 }
 
-func peakRSSMB() float64 {
-	raw, err := os.ReadFile(filepath.Join("/proc", "self", "status"))
+func peakRSSMB(proc string) float64 {
+	raw, err := os.ReadFile(filepath.Join("/proc", proc, "status"))
 	if err != nil {
 		return 0
 	}
