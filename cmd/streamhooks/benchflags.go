@@ -21,7 +21,7 @@ func cmdBench(ctx context.Context, cfg config.Config, args []string, out streams
 		"production: api and worker processes, fresh PostgreSQL databases for the app and Temporal on the server of DATABASE_URL, machine-wide CPU")
 	fs.IntVar(&bc.Events, "events", 2000, "events per saturation scenario")
 	hooks := fs.String("webhooks", "1,5", "webhooks per organization, one saturation scenario each")
-	fs.IntVar(&bc.Concurrency, "concurrency", 32, "concurrent event signals (and ceiling requests)")
+	fs.IntVar(&bc.Concurrency, "concurrency", 16, "concurrent event signals (and ceiling requests)")
 	rate := fs.String("rate", "50%", "offered events per second in the fixed-load scenario: a number, or a percentage of the first saturation scenario's events delivered per second (0 skips it)")
 	fs.DurationVar(&bc.Duration, "duration", 10*time.Second, "length of the fixed-load scenario")
 	fs.BoolVar(&bc.JSON, "json", false, "print results as JSON")

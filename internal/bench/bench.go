@@ -378,10 +378,21 @@ func ptrTo[T any](v T) *T { return &v }
 // benchSecret is every bench webhook's secret token.
 const benchSecret = "bench-secret"
 
-// assetJSON is the asset every bench event carries; its id is the event
-// id, by which the receiver times the first attempt.
+// assetJSON is the asset every bench event carries, about 1 KiB like a
+// video asset of the platform; its id (first, where the receiver looks)
+// is the event id, by which the receiver times the first attempt.
 func assetJSON(id string) []byte {
-	return []byte(`{"id":"` + id + `","title":"bench","type":"video","video":{"status":"Completed"}}`)
+	return []byte(`{"id":"` + id + `","title":"bench asset","bytes":104857600,"type":"video",` +
+		`"video":{"progress":100,"thumbnails":["https://cdn.example.com/thumbs/1.png","https://cdn.example.com/thumbs/2.png"],` +
+		`"status":"Completed","playback_url":"https://cdn.example.com/videos/master.m3u8","dash_url":"https://cdn.example.com/videos/manifest.mpd",` +
+		`"preview_thumbnail_url":"https://cdn.example.com/preview.png","cover_thumbnail_url":"https://cdn.example.com/cover.png",` +
+		`"format":"abr","resolutions":["240p","360p","480p","720p","1080p"],"video_codec":"h264","audio_codec":"aac",` +
+		`"enable_drm":true,"tracks":[{"type":"Playlist","name":"English","url":"https://cdn.example.com/tracks/en.m3u8","bytes":2048,` +
+		`"language":"en","width":1920,"height":1080,"duration":3600,"is_active":true}],"inputs":[{"url":"https://uploads.example.com/source.mp4"}],` +
+		`"transmux_only":false,"duration":3600,"content_protection_type":"drm","generate_subtitle":false},` +
+		`"live_stream":null,"parent_id":null,"parent":null,"folder_tree":"bench/2026/12","created":"2026-12-07T10:00:00Z",` +
+		`"updated":"2026-12-07T10:30:00Z","tags":["bench","load","video"],"meta":{"source":"streamhooks bench","note":"` +
+		`"}}`)
 }
 
 // relateToTemporalCeiling sets each result's ratio to the temporal-ceiling
