@@ -29,6 +29,9 @@ type AssetEvent struct {
 	LastStartError string
 	// PreparedAt is when the event's deliveries were created.
 	PreparedAt *time.Time
+	// Sequence numbers the asset events of one (organization, asset) in
+	// acceptance order, from 1 (DESIGN §9); 0 for a ping.
+	Sequence int64
 }
 
 // TableName pins the table name.
@@ -53,11 +56,34 @@ func (s *Store) CreateEvent(ctx context.Context, ev *AssetEvent) (*AssetEvent, b
 		due := ev.ReceivedAt
 		ev.NextStartAt = &due
 	}
-	res := s.db.WithContext(ctx).Clauses(clause.OnConflict{DoNothing: true}).Create(ev)
-	if res.Error != nil {
-		return nil, false, fmt.Errorf("create event %s: %w", ev.ID, translate(res.Error, "Event"))
+	inserted := false
+	err := s.transact(ctx, func(tx *gorm.DB) error {
+		res := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(ev)
+		if res.Error != nil || res.RowsAffected == 0 {
+			inserted = false
+			return res.Error
+		}
+		inserted = true
+		if ev.Kind != EventAsset {
+			return nil
+		}
+		// The counter row of the asset serializes concurrent events of
+		// it, so sequences follow commit order; a repeated event_id
+		// (nothing inserted) takes no number.
+		var seq int64
+		err := tx.Raw(`INSERT INTO asset_sequences (organization_id, asset_id, last_sequence) VALUES (?, ?, 1)
+			ON CONFLICT (organization_id, asset_id) DO UPDATE SET last_sequence = asset_sequences.last_sequence + 1 RETURNING last_sequence`,
+			ev.OrganizationID, ev.AssetID).Row().Scan(&seq)
+		if err != nil {
+			return err
+		}
+		ev.Sequence = seq
+		return tx.Model(&AssetEvent{}).Where("id = ?", ev.ID).Update("sequence", seq).Error
+	})
+	if err != nil {
+		return nil, false, fmt.Errorf("create event %s: %w", ev.ID, translate(err, "Event"))
 	}
-	if res.RowsAffected == 1 {
+	if inserted {
 		return ev, true, nil
 	}
 	stored, err := s.GetEvent(ctx, ev.ID)
