@@ -2,6 +2,7 @@ package models
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 	"unicode/utf8"
@@ -43,6 +44,10 @@ const (
 	EventPing  = "ping"
 )
 
+// errEventExists ends CreateEvent's transaction when the event id is
+// stored already.
+var errEventExists = errors.New("event exists")
+
 // CreateEvent stores an event unless one with the same id exists. It returns
 // the stored row (the earlier one for a repeated id) and whether it was new.
 func (s *Store) CreateEvent(ctx context.Context, ev *AssetEvent) (*AssetEvent, bool, error) {
@@ -56,30 +61,27 @@ func (s *Store) CreateEvent(ctx context.Context, ev *AssetEvent) (*AssetEvent, b
 		due := ev.ReceivedAt
 		ev.NextStartAt = &due
 	}
-	inserted := false
 	err := s.transact(ctx, func(tx *gorm.DB) error {
+		if ev.Kind == EventAsset {
+			// The counter row of the asset serializes concurrent events
+			// of it, so sequences follow commit order.
+			err := tx.Raw(`INSERT INTO asset_sequences (organization_id, asset_id, last_sequence) VALUES (?, ?, 1)
+				ON CONFLICT (organization_id, asset_id) DO UPDATE SET last_sequence = asset_sequences.last_sequence + 1 RETURNING last_sequence`,
+				ev.OrganizationID, ev.AssetID).Row().Scan(&ev.Sequence)
+			if err != nil {
+				return err
+			}
+		}
 		res := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(ev)
-		if res.Error != nil || res.RowsAffected == 0 {
-			inserted = false
-			return res.Error
+		if res.Error == nil && res.RowsAffected == 0 {
+			return errEventExists // rolls the number back: a repeat takes none
 		}
-		inserted = true
-		if ev.Kind != EventAsset {
-			return nil
-		}
-		// The counter row of the asset serializes concurrent events of
-		// it, so sequences follow commit order; a repeated event_id
-		// (nothing inserted) takes no number.
-		var seq int64
-		err := tx.Raw(`INSERT INTO asset_sequences (organization_id, asset_id, last_sequence) VALUES (?, ?, 1)
-			ON CONFLICT (organization_id, asset_id) DO UPDATE SET last_sequence = asset_sequences.last_sequence + 1 RETURNING last_sequence`,
-			ev.OrganizationID, ev.AssetID).Row().Scan(&seq)
-		if err != nil {
-			return err
-		}
-		ev.Sequence = seq
-		return tx.Model(&AssetEvent{}).Where("id = ?", ev.ID).Update("sequence", seq).Error
+		return res.Error
 	})
+	inserted := err == nil
+	if errors.Is(err, errEventExists) {
+		err = nil
+	}
 	if err != nil {
 		return nil, false, fmt.Errorf("create event %s: %w", ev.ID, translate(err, "Event"))
 	}
