@@ -2,13 +2,13 @@ package models
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"time"
 	"unicode/utf8"
 
 	"gorm.io/gorm"
-	"gorm.io/gorm/clause"
 )
 
 // AssetEvent is one asset status change signalled by a platform service.
@@ -44,12 +44,16 @@ const (
 	EventPing  = "ping"
 )
 
-// errEventExists ends CreateEvent's transaction when the event id is
-// stored already.
-var errEventExists = errors.New("event exists")
+// maxSequenceTries bounds the inserts of one event whose sequence
+// collided with a concurrent event of the same asset (PostgreSQL): each
+// collision means another event of it committed, so N concurrent events
+// of one asset need at most N-1.
+const maxSequenceTries = 200
 
 // CreateEvent stores an event unless one with the same id exists. It returns
 // the stored row (the earlier one for a repeated id) and whether it was new.
+// An asset event takes the next sequence of its (organization, asset) in
+// the same statement (DESIGN §9); a repeated id takes none.
 func (s *Store) CreateEvent(ctx context.Context, ev *AssetEvent) (*AssetEvent, bool, error) {
 	if ev.ReceivedAt.IsZero() {
 		ev.ReceivedAt = now()
@@ -61,32 +65,28 @@ func (s *Store) CreateEvent(ctx context.Context, ev *AssetEvent) (*AssetEvent, b
 		due := ev.ReceivedAt
 		ev.NextStartAt = &due
 	}
-	err := s.transact(ctx, func(tx *gorm.DB) error {
-		if ev.Kind == EventAsset {
-			// The counter row of the asset serializes concurrent events
-			// of it, so sequences follow commit order.
-			err := tx.Raw(`INSERT INTO asset_sequences (organization_id, asset_id, last_sequence) VALUES (?, ?, 1)
-				ON CONFLICT (organization_id, asset_id) DO UPDATE SET last_sequence = asset_sequences.last_sequence + 1 RETURNING last_sequence`,
-				ev.OrganizationID, ev.AssetID).Row().Scan(&ev.Sequence)
-			if err != nil {
-				return err
-			}
-		}
-		res := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(ev)
-		if res.Error == nil && res.RowsAffected == 0 {
-			return errEventExists // rolls the number back: a repeat takes none
-		}
-		return res.Error
-	})
-	inserted := err == nil
-	if errors.Is(err, errEventExists) {
-		err = nil
+	seq := gorm.Expr("0")
+	if ev.Kind == EventAsset {
+		seq = gorm.Expr("(SELECT COALESCE(MAX(e.sequence), 0) + 1 FROM asset_events e WHERE e.organization_id = ? AND e.asset_id = ? AND e.kind = ?)",
+			ev.OrganizationID, ev.AssetID, EventAsset)
 	}
-	if err != nil {
-		return nil, false, fmt.Errorf("create event %s: %w", ev.ID, translate(err, "Event"))
+	var err error
+	for try := 0; ; try++ {
+		err = s.db.WithContext(ctx).Raw(`INSERT INTO asset_events (id, organization_id, kind, asset_id, asset_status, payload, received_at,
+				workflow_id, workflow_started_at, start_attempts, next_start_at, last_start_error, prepared_at, sequence)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING RETURNING sequence`,
+			ev.ID, ev.OrganizationID, ev.Kind, ev.AssetID, ev.AssetStatus, ev.Payload, ev.ReceivedAt,
+			ev.WorkflowID, ev.WorkflowStartedAt, ev.StartAttempts, ev.NextStartAt, ev.LastStartError, ev.PreparedAt, seq).
+			Row().Scan(&ev.Sequence)
+		if err == nil || !isUniqueViolation(err) || try >= maxSequenceTries || ctx.Err() != nil {
+			break
+		}
 	}
-	if inserted {
+	switch {
+	case err == nil:
 		return ev, true, nil
+	case !errors.Is(err, sql.ErrNoRows): // no row: the id is stored already
+		return nil, false, fmt.Errorf("create event %s: %w", ev.ID, translate(err, "Event"))
 	}
 	stored, err := s.GetEvent(ctx, ev.ID)
 	if err != nil {
