@@ -67,8 +67,10 @@ func (s *Store) CreateEvent(ctx context.Context, ev *AssetEvent) (*AssetEvent, b
 	}
 	seq := gorm.Expr("0")
 	if ev.Kind == EventAsset {
-		seq = gorm.Expr("(SELECT COALESCE(MAX(e.sequence), 0) + 1 FROM asset_events e WHERE e.organization_id = ? AND e.asset_id = ? AND e.kind = ?)",
-			ev.OrganizationID, ev.AssetID, EventAsset)
+		// kind = 'asset' is spelled as in the partial index, so the
+		// lookup of the highest number is an index probe, not a scan.
+		seq = gorm.Expr("(SELECT COALESCE(MAX(e.sequence), 0) + 1 FROM asset_events e WHERE e.organization_id = ? AND e.asset_id = ? AND e.kind = 'asset')",
+			ev.OrganizationID, ev.AssetID)
 	}
 	var err error
 	for try := 0; ; try++ {
