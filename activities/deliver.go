@@ -264,6 +264,9 @@ func (a *Activities) send(ctx context.Context, t *models.DeliveryTarget, attempt
 	headers.Set("Content-Type", "application/json")
 	headers.Set("User-Agent", a.userAgent)
 	headers.Set("x-streams-token", t.Webhook.SecretToken)
+	if t.Sequence > 0 { // a ping has none
+		headers.Set("x-streams-sequence", strconv.FormatInt(t.Sequence, 10))
+	}
 	headers.Set("webhook-id", t.Delivery.ID)
 	headers.Set("webhook-timestamp", strconv.FormatInt(ts, 10))
 	headers.Set("webhook-signature", signature.Sign([]byte(t.Webhook.SecretToken), t.Delivery.ID, ts, t.Payload))

@@ -158,6 +158,7 @@ func TestAttemptSendsSignedExactBody(t *testing.T) {
 	}
 	wantHeaders := map[string]string{
 		"Content-Type": "application/json", "User-Agent": "streamhooks/test", "X-Streams-Token": secret, "Webhook-Id": id,
+		"X-Streams-Sequence": "1", // the first event of asset a1
 	}
 	for k, v := range wantHeaders {
 		if got.header.Get(k) != v {

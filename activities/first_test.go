@@ -61,6 +61,9 @@ func TestStartDeliveries(t *testing.T) {
 			t.Fatalf("receiver %d got %d requests, want 1", i, r.count())
 		}
 		verify(t, r.reqs[0].header, r.reqs[0].body)
+		if got := r.reqs[0].header.Get("x-streams-sequence"); got != "1" {
+			t.Fatalf("receiver %d x-streams-sequence %q, want 1 (the first event of asset a1)", i, got)
+		}
 		if string(r.reqs[0].body) != payload {
 			t.Fatalf("receiver %d body %q, want the payload as stored", i, r.reqs[0].body)
 		}

@@ -694,11 +694,14 @@ func TestBadInputTableAccepted(t *testing.T) {
 		// wantEvent checks a 202 and the stored event.
 		wantEvent := func(t *testing.T, r response, eventID string) *models.AssetEvent {
 			t.Helper()
-			wantJSON(t, r, 202, string(mustJSON(t, map[string]string{"event_id": eventID, "workflow_id": workflows.WorkflowID(eventID)})))
 			ev, err := s.GetEvent(ctx, eventID)
 			if err != nil {
-				t.Fatal(err)
+				t.Fatalf("status %d, event not stored: %v", r.status, err)
 			}
+			if ev.Sequence < 1 {
+				t.Fatalf("stored sequence %d, want >= 1", ev.Sequence)
+			}
+			wantJSON(t, r, 202, string(mustJSON(t, map[string]any{"event_id": eventID, "workflow_id": workflows.WorkflowID(eventID), "sequence": ev.Sequence})))
 			return ev
 		}
 		tableCount := func(t *testing.T, table string) int {
@@ -1037,7 +1040,7 @@ func TestTenantIsolationAllRoutes(t *testing.T) {
 		}, 409, conflict)
 		check("event_id of a, for a again", func() response {
 			return w.do("POST", "/internal/v1/asset-events/", w.svc, `{"organization_id": "a", "event_id": "evt-a", "asset": {"id": "vid_a"}}`)
-		}, 202, `{"event_id": "evt-a", "workflow_id": "asset-event:evt-a"}`)
+		}, 202, `{"event_id": "evt-a", "workflow_id": "asset-event:evt-a", "sequence": 1}`)
 		t.Logf("%d isolation requests", n)
 
 		// Lists never leak a's rows to b.

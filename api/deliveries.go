@@ -23,6 +23,7 @@ type deliveryResource struct {
 	WebhookID          string               `json:"webhook_id"`
 	AssetID            string               `json:"asset_id"`
 	AssetStatus        string               `json:"asset_status"`
+	Sequence           int64                `json:"sequence"`
 	State              models.DeliveryState `json:"state"`
 	AttemptCount       int                  `json:"attempt_count"`
 	LastResponseStatus *int                 `json:"last_response_status"`
@@ -58,7 +59,7 @@ type attemptResource struct {
 func toDeliveryResource(v *models.DeliveryView) deliveryResource {
 	r := deliveryResource{
 		ID: v.ID, EventID: v.EventID, EventType: v.EventKind, WebhookID: v.WebhookID, AssetID: v.AssetID,
-		AssetStatus: v.AssetStatus, State: v.State, AttemptCount: v.AttemptCount, LastErrorClass: v.LastErrorClass,
+		AssetStatus: v.AssetStatus, Sequence: v.Sequence, State: v.State, AttemptCount: v.AttemptCount, LastErrorClass: v.LastErrorClass,
 		Created: v.CreatedAt.UTC(), Modified: v.UpdatedAt.UTC(),
 	}
 	if v.LastStatus != 0 {

@@ -21,6 +21,7 @@ const maxIDLength = 200
 type eventAccepted struct {
 	EventID    string `json:"event_id"`
 	WorkflowID string `json:"workflow_id"`
+	Sequence   int64  `json:"sequence"`
 }
 
 // parseEvent validates an asset-event body. The asset's bytes are kept
@@ -109,5 +110,5 @@ func (s *Server) createEvent(c *gin.Context) {
 		s.renderError(c, err)
 		return
 	}
-	c.JSON(http.StatusAccepted, eventAccepted{EventID: stored.ID, WorkflowID: stored.WorkflowID})
+	c.JSON(http.StatusAccepted, eventAccepted{EventID: stored.ID, WorkflowID: stored.WorkflowID, Sequence: stored.Sequence})
 }

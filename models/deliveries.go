@@ -56,6 +56,7 @@ type DeliveryView struct {
 	EventKind   string
 	AssetID     string
 	AssetStatus string
+	Sequence    int64 // the event's (DESIGN §9)
 }
 
 // DeliveryFilter narrows a delivery list; empty fields match everything.
@@ -173,6 +174,7 @@ type DeliveryTarget struct {
 	Webhook    Webhook // may be soft-deleted: check Webhook.DeletedAt
 	Payload    []byte
 	ReceivedAt time.Time // when the event was accepted
+	Sequence   int64     // the event's sequence for its asset; 0 for a ping
 }
 
 // LoadDeliveryTarget loads a delivery with its webhook (deleted ones too)
@@ -190,10 +192,10 @@ func (s *Store) LoadDeliveryTarget(ctx context.Context, deliveryID string) (*Del
 		return nil, err
 	}
 	var ev AssetEvent
-	if err := db.Select("payload", "received_at").Where("id = ?", t.Delivery.EventID).Take(&ev).Error; err != nil {
+	if err := db.Select("payload", "received_at", "sequence").Where("id = ?", t.Delivery.EventID).Take(&ev).Error; err != nil {
 		return nil, fmt.Errorf("load event of delivery %s: %w", deliveryID, translate(err, "Event"))
 	}
-	t.Payload, t.ReceivedAt = ev.Payload, ev.ReceivedAt
+	t.Payload, t.ReceivedAt, t.Sequence = ev.Payload, ev.ReceivedAt, ev.Sequence
 	return &t, nil
 }
 
@@ -225,7 +227,7 @@ func (s *Store) LoadDeliveryTargets(ctx context.Context, ids []string) ([]*Deliv
 		byHook[hooks[i].ID] = &hooks[i]
 	}
 	var evs []AssetEvent
-	if err := db.Select("id", "payload", "received_at").Where("id IN ?", eventIDs).Find(&evs).Error; err != nil {
+	if err := db.Select("id", "payload", "received_at", "sequence").Where("id IN ?", eventIDs).Find(&evs).Error; err != nil {
 		return nil, fmt.Errorf("load events of deliveries: %w", translate(err, "Event"))
 	}
 	byEvent := make(map[string]*AssetEvent, len(evs))
@@ -238,7 +240,7 @@ func (s *Store) LoadDeliveryTargets(ctx context.Context, ids []string) ([]*Deliv
 		if h == nil || ev == nil {
 			continue
 		}
-		byID[d.ID] = &DeliveryTarget{Delivery: d, Webhook: *h, Payload: ev.Payload, ReceivedAt: ev.ReceivedAt}
+		byID[d.ID] = &DeliveryTarget{Delivery: d, Webhook: *h, Payload: ev.Payload, ReceivedAt: ev.ReceivedAt, Sequence: ev.Sequence}
 	}
 	out := make([]*DeliveryTarget, 0, len(ids))
 	for _, id := range ids {
@@ -291,7 +293,7 @@ func (s *Store) GetDeliveryView(ctx context.Context, orgID, id string) (*Deliver
 
 func (s *Store) deliveryViews(ctx context.Context) *gorm.DB {
 	return s.db.WithContext(ctx).Table("deliveries AS d").
-		Select("d.*, e.kind AS event_kind, e.asset_id, e.asset_status").
+		Select("d.*, e.kind AS event_kind, e.asset_id, e.asset_status, e.sequence").
 		Joins("JOIN asset_events AS e ON e.id = d.event_id")
 }
 

@@ -276,7 +276,7 @@ func TestEndToEnd(t *testing.T) {
 
 	t.Run("delivers to every webhook with retries and 410 handling", func(t *testing.T) {
 		status, m := s.call("POST", "/internal/v1/asset-events/", s.svc, event)
-		if status != 202 || m["event_id"] != "evt-1" || m["workflow_id"] != workflows.WorkflowID("evt-1") {
+		if status != 202 || m["event_id"] != "evt-1" || m["workflow_id"] != workflows.WorkflowID("evt-1") || m["sequence"] != float64(1) {
 			t.Fatalf("signal: got %d %v", status, m)
 		}
 		// The same event_id again starts nothing new and answers the same.
@@ -304,6 +304,9 @@ func TestEndToEnd(t *testing.T) {
 				t.Fatalf("%s: %d attempt rows for %d requests", r.secret, len(rows), len(reqs))
 			}
 			for i, h := range reqs {
+				if h.Get("x-streams-sequence") != "1" {
+					t.Fatalf("%s request %d x-streams-sequence %q, want 1", r.secret, i, h.Get("x-streams-sequence"))
+				}
 				if h.Get("webhook-id") != d.ID {
 					t.Fatalf("%s request %d webhook-id %q, want delivery id %q", r.secret, i, h.Get("webhook-id"), d.ID)
 				}
@@ -369,7 +372,8 @@ func TestEndToEnd(t *testing.T) {
 		}
 		item := list["results"].([]any)[0].(map[string]any)
 		if item["state"] != "succeeded" || item["attempt_count"] != float64(3) || item["asset_id"] != "vid_1" ||
-			item["asset_status"] != "Completed" || item["event_id"] != "evt-1" || item["last_response_status"] != float64(200) {
+			item["asset_status"] != "Completed" || item["event_id"] != "evt-1" || item["last_response_status"] != float64(200) ||
+			item["sequence"] != float64(1) {
 			t.Fatalf("delivery item: %v", item)
 		}
 		for q, want := range map[string]float64{"?status=succeeded": 1, "?status=failed": 0, "?asset_id=vid_1": 1, "?asset_id=nope": 0} {
