@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/netip"
@@ -218,19 +219,39 @@ func cidrList(ps []netip.Prefix) string {
 	return strings.Join(s, ",")
 }
 
-// freeAddrs asks the kernel for n free loopback addresses.
+// freeAddrs returns n loopback addresses free now, for the child
+// processes to listen on. The ports come from below Linux's ephemeral
+// range (32768-60999 by default): a port the kernel hands out for ":0"
+// can be taken by any outgoing connection's local end before the child
+// binds it, which failed a run ("address already in use"); ports below
+// the range are only ever taken by an explicit listen.
 func freeAddrs(n int) ([]string, error) {
-	addrs := make([]string, n)
-	for i := range addrs {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
+	addrs := make([]string, 0, n)
+	seen := map[int]bool{}
+	for tries := 0; len(addrs) < n; tries++ {
+		if tries > 1000 {
+			return nil, fmt.Errorf("no %d free loopback ports in %d-%d", n, lowPortMin, lowPortMax)
 		}
-		addrs[i] = ln.Addr().String()
+		port := lowPortMin + rand.IntN(lowPortMax-lowPortMin)
+		if seen[port] {
+			continue
+		}
+		seen[port] = true
+		ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+		if err != nil {
+			continue // in use
+		}
+		addrs = append(addrs, ln.Addr().String())
 		_ = ln.Close()
 	}
 	return addrs, nil
 }
+
+// The range freeAddrs picks from: below the ephemeral ports.
+const (
+	lowPortMin = 20000
+	lowPortMax = 32000
+)
 
 // databases are the run's own PostgreSQL databases, created on the server
 // of an admin URL and dropped at the end.
