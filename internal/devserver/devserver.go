@@ -54,13 +54,9 @@ type Config struct {
 // start and starts the server and UI. A restart on the same file keeps
 // every workflow, which resume where they were.
 func Start(cfg Config) (*Server, error) {
-	feHost, fePort, err := splitHostPort(cfg.FrontendAddr)
+	addrs, err := cfg.addrs()
 	if err != nil {
-		return nil, fmt.Errorf("--temporal-addr %q: %w", cfg.FrontendAddr, err)
-	}
-	uiHost, uiPort, err := splitHostPort(cfg.UIAddr)
-	if err != nil {
-		return nil, fmt.Errorf("--ui-addr %q: %w", cfg.UIAddr, err)
+		return nil, err
 	}
 	dbPath := filepath.Join(cfg.DataDir, "temporal.db")
 	sqlConf := tconfig.SQL{
@@ -87,11 +83,42 @@ func Start(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("open Temporal database %s (delete it to start afresh): %w", dbPath, err)
 	}
 
-	ports, err := freePorts(feHost, 3)
+	const store = "sqlite-default"
+	return start(cfg, addrs, tconfig.Persistence{
+		DefaultStore: store, VisibilityStore: store, NumHistoryShards: 1,
+		DataStores: map[string]tconfig.DataStore{store: {SQL: &sqlConf}},
+	})
+}
+
+// listenAddrs are a Config's addresses, parsed.
+type listenAddrs struct {
+	feHost, uiHost string
+	fePort, uiPort int
+}
+
+// addrs parses the addresses; the errors name them by the dev mode's
+// flags.
+func (cfg Config) addrs() (listenAddrs, error) {
+	var a listenAddrs
+	var err error
+	if a.feHost, a.fePort, err = splitHostPort(cfg.FrontendAddr); err != nil {
+		return a, fmt.Errorf("--temporal-addr %q: %w", cfg.FrontendAddr, err)
+	}
+	if a.uiHost, a.uiPort, err = splitHostPort(cfg.UIAddr); err != nil {
+		return a, fmt.Errorf("--ui-addr %q: %w", cfg.UIAddr, err)
+	}
+	return a, nil
+}
+
+// start builds and starts a server on the given stores (the cluster,
+// services and dynamic config are the same whatever the stores), and the
+// Web UI.
+func start(cfg Config, a listenAddrs, stores tconfig.Persistence) (*Server, error) {
+	ports, err := freePorts(a.feHost, 3)
 	if err != nil {
 		return nil, err
 	}
-	conf := serverConfig(sqlConf, feHost, fePort, ports)
+	conf := serverConfig(stores, a.feHost, a.fePort, ports)
 	logger := tlog.NewZapLogger(tlog.BuildZapLogger(tlog.Config{Level: "warn", Format: "json", OutputFile: filepath.Join(cfg.DataDir, "temporal.log")}))
 	authorizer, err := authorization.GetAuthorizerFromConfig(&conf.Global.Authorization)
 	if err != nil {
@@ -102,10 +129,10 @@ func Start(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	hosts := map[primitives.ServiceName]static.Hosts{
-		primitives.FrontendService: static.SingleLocalHost(net.JoinHostPort(feHost, strconv.Itoa(fePort))),
-		primitives.HistoryService:  static.SingleLocalHost(net.JoinHostPort(feHost, strconv.Itoa(ports[0]))),
-		primitives.MatchingService: static.SingleLocalHost(net.JoinHostPort(feHost, strconv.Itoa(ports[1]))),
-		primitives.WorkerService:   static.SingleLocalHost(net.JoinHostPort(feHost, strconv.Itoa(ports[2]))),
+		primitives.FrontendService: static.SingleLocalHost(net.JoinHostPort(a.feHost, strconv.Itoa(a.fePort))),
+		primitives.HistoryService:  static.SingleLocalHost(net.JoinHostPort(a.feHost, strconv.Itoa(ports[0]))),
+		primitives.MatchingService: static.SingleLocalHost(net.JoinHostPort(a.feHost, strconv.Itoa(ports[1]))),
+		primitives.WorkerService:   static.SingleLocalHost(net.JoinHostPort(a.feHost, strconv.Itoa(ports[2]))),
 	}
 	srv, err := temporal.NewServer(
 		temporal.WithConfig(conf),
@@ -123,7 +150,7 @@ func Start(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("start Temporal server on %s: %w", cfg.FrontendAddr, err)
 	}
 	ui := uiserver.NewServer(uiserveroptions.WithConfigProvider(&uiconfig.Config{
-		Host: uiHost, Port: uiPort, TemporalGRPCAddress: cfg.FrontendAddr, EnableUI: true,
+		Host: a.uiHost, Port: a.uiPort, TemporalGRPCAddress: cfg.FrontendAddr, EnableUI: true,
 		DefaultNamespace: Namespace, HideLogs: true, DisableNewsFetch: true,
 		CORS: uiconfig.CORS{CookieInsecure: true},
 	}))
@@ -137,14 +164,10 @@ func (e *Server) Stop() error {
 	return e.server.Stop()
 }
 
-func serverConfig(sqlConf tconfig.SQL, host string, fePort int, ports []int) *tconfig.Config {
-	const store = "sqlite-default"
+func serverConfig(stores tconfig.Persistence, host string, fePort int, ports []int) *tconfig.Config {
 	conf := &tconfig.Config{}
 	conf.Global.Membership = tconfig.Membership{MaxJoinDuration: 30e9, BroadcastAddress: host}
-	conf.Persistence = tconfig.Persistence{
-		DefaultStore: store, VisibilityStore: store, NumHistoryShards: 1,
-		DataStores: map[string]tconfig.DataStore{store: {SQL: &sqlConf}},
-	}
+	conf.Persistence = stores
 	conf.ClusterMetadata = &cluster.Config{
 		EnableGlobalNamespace: false, FailoverVersionIncrement: 10,
 		MasterClusterName: devClusterName, CurrentClusterName: devClusterName,

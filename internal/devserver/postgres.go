@@ -7,29 +7,20 @@ import (
 	"io/fs"
 	"net"
 	"net/url"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
-	uiserver "github.com/temporalio/ui-server/v2/server"
-	uiconfig "github.com/temporalio/ui-server/v2/server/config"
-	uiserveroptions "github.com/temporalio/ui-server/v2/server/server_options"
-	"go.temporal.io/server/common/authorization"
 	tconfig "go.temporal.io/server/common/config"
 	tlog "go.temporal.io/server/common/log"
-	"go.temporal.io/server/common/membership/static"
 	"go.temporal.io/server/common/metrics"
 	"go.temporal.io/server/common/persistence"
 	tsql "go.temporal.io/server/common/persistence/sql"
 	"go.temporal.io/server/common/persistence/sql/sqlplugin"
 	pgplugin "go.temporal.io/server/common/persistence/sql/sqlplugin/postgresql"
-	"go.temporal.io/server/common/primitives"
 	"go.temporal.io/server/common/resolver"
 	dbschemas "go.temporal.io/server/schema"
 	pgschema "go.temporal.io/server/schema/postgresql/v12"
 	sqliteschema "go.temporal.io/server/schema/sqlite"
-	"go.temporal.io/server/temporal"
 
 	"github.com/streamhooks/streamhooks/workflows"
 )
@@ -57,13 +48,9 @@ const (
 // holds the server's log (temporal.log). The cluster settings and dynamic
 // config are the SQLite server's.
 func StartPostgres(cfg Config, pg Postgres) (*Server, error) {
-	feHost, fePort, err := splitHostPort(cfg.FrontendAddr)
+	addrs, err := cfg.addrs()
 	if err != nil {
-		return nil, fmt.Errorf("--temporal-addr %q: %w", cfg.FrontendAddr, err)
-	}
-	uiHost, uiPort, err := splitHostPort(cfg.UIAddr)
-	if err != nil {
-		return nil, fmt.Errorf("--ui-addr %q: %w", cfg.UIAddr, err)
+		return nil, err
 	}
 	// PostgreSQL, unlike SQLite, takes concurrent writers. Each of the four
 	// services opens its own pools: at most 4 × (10 + 5) connections, which
@@ -96,50 +83,10 @@ func StartPostgres(cfg Config, pg Postgres) (*Server, error) {
 		return nil, fmt.Errorf("create namespace %s in %s: %w", Namespace, persist.DatabaseName, err)
 	}
 
-	ports, err := freePorts(feHost, 3)
-	if err != nil {
-		return nil, err
-	}
-	conf := serverConfig(persist, feHost, fePort, ports)
-	conf.Persistence.DefaultStore, conf.Persistence.VisibilityStore = pgDefaultStore, pgVisibilityStore
-	conf.Persistence.DataStores = map[string]tconfig.DataStore{pgDefaultStore: {SQL: &persist}, pgVisibilityStore: {SQL: &vis}}
-	logger := tlog.NewZapLogger(tlog.BuildZapLogger(tlog.Config{Level: "warn", Format: "json", OutputFile: filepath.Join(cfg.DataDir, "temporal.log")}))
-	authorizer, err := authorization.GetAuthorizerFromConfig(&conf.Global.Authorization)
-	if err != nil {
-		return nil, err
-	}
-	claimMapper, err := authorization.GetClaimMapperFromConfig(&conf.Global.Authorization, logger)
-	if err != nil {
-		return nil, err
-	}
-	hosts := map[primitives.ServiceName]static.Hosts{
-		primitives.FrontendService: static.SingleLocalHost(net.JoinHostPort(feHost, strconv.Itoa(fePort))),
-		primitives.HistoryService:  static.SingleLocalHost(net.JoinHostPort(feHost, strconv.Itoa(ports[0]))),
-		primitives.MatchingService: static.SingleLocalHost(net.JoinHostPort(feHost, strconv.Itoa(ports[1]))),
-		primitives.WorkerService:   static.SingleLocalHost(net.JoinHostPort(feHost, strconv.Itoa(ports[2]))),
-	}
-	srv, err := temporal.NewServer(
-		temporal.WithConfig(conf),
-		temporal.ForServices(temporal.DefaultServices),
-		temporal.WithStaticHosts(hosts),
-		temporal.WithLogger(logger),
-		temporal.WithAuthorizer(authorizer),
-		temporal.WithClaimMapper(func(*tconfig.Config) authorization.ClaimMapper { return claimMapper }),
-		temporal.WithDynamicConfigClient(devDynamicConfig()),
-	)
-	if err != nil {
-		return nil, fmt.Errorf("build Temporal server: %w", err)
-	}
-	if err := srv.Start(); err != nil {
-		return nil, fmt.Errorf("start Temporal server on %s: %w", cfg.FrontendAddr, err)
-	}
-	ui := uiserver.NewServer(uiserveroptions.WithConfigProvider(&uiconfig.Config{
-		Host: uiHost, Port: uiPort, TemporalGRPCAddress: cfg.FrontendAddr, EnableUI: true,
-		DefaultNamespace: Namespace, HideLogs: true, DisableNewsFetch: true,
-		CORS: uiconfig.CORS{CookieInsecure: true},
-	}))
-	go func() { _ = ui.Start() }()
-	return &Server{server: srv, ui: ui}, nil
+	return start(cfg, addrs, tconfig.Persistence{
+		DefaultStore: pgDefaultStore, VisibilityStore: pgVisibilityStore, NumHistoryShards: 1,
+		DataStores: map[string]tconfig.DataStore{pgDefaultStore: {SQL: &persist}, pgVisibilityStore: {SQL: &vis}},
+	})
 }
 
 // PostgresSQL is the Temporal SQL store configuration (plugin postgres12)
