@@ -78,18 +78,9 @@ type PrepareResult struct {
 // retry, or a later run of the same workflow, gets the same set as it is
 // now.
 func (a *Activities) PrepareDeliveries(ctx context.Context, in PrepareInput) (PrepareResult, error) {
-	var run models.WorkflowRun
-	if activity.IsActivity(ctx) {
-		info := activity.GetInfo(ctx)
-		run = models.WorkflowRun{WorkflowID: info.WorkflowExecution.ID, RunID: info.WorkflowExecution.RunID}
-	}
-	ds, err := a.store.CreateDeliveries(ctx, in.EventID, run)
-	if err != nil {
-		return PrepareResult{}, activityError(err)
-	}
-	out := PrepareResult{Total: len(ds), Schedule: a.schedule, AttemptTimeout: a.attemptTimeout}
-	if in.Inline > 0 && len(ds) > in.Inline {
-		return out, nil
+	out, ds, err := a.snapshot(ctx, in)
+	if err != nil || ds == nil {
+		return out, err
 	}
 	if out.Deliveries, err = a.refs(ctx, ds); err != nil {
 		return PrepareResult{}, err
@@ -97,13 +88,29 @@ func (a *Activities) PrepareDeliveries(ctx context.Context, in PrepareInput) (Pr
 	return out, nil
 }
 
-// activityWorkflowID is the id of the workflow running the activity of
-// ctx; empty outside an activity (tests that call an activity directly).
-func activityWorkflowID(ctx context.Context) string {
-	if !activity.IsActivity(ctx) {
-		return ""
+// snapshot creates the event's deliveries, owned by the calling workflow,
+// and returns them unless there are more than in.Inline (nil then: only
+// the total is listed).
+func (a *Activities) snapshot(ctx context.Context, in PrepareInput) (PrepareResult, []models.Delivery, error) {
+	ds, err := a.store.CreateDeliveries(ctx, in.EventID, activityRun(ctx))
+	if err != nil {
+		return PrepareResult{}, nil, activityError(err)
 	}
-	return activity.GetInfo(ctx).WorkflowExecution.ID
+	out := PrepareResult{Total: len(ds), Schedule: a.schedule, AttemptTimeout: a.attemptTimeout}
+	if in.Inline > 0 && len(ds) > in.Inline {
+		return out, nil, nil
+	}
+	return out, ds, nil
+}
+
+// activityRun is the workflow run of the activity of ctx; empty outside
+// an activity (tests that call an activity directly).
+func activityRun(ctx context.Context) models.WorkflowRun {
+	if !activity.IsActivity(ctx) {
+		return models.WorkflowRun{}
+	}
+	info := activity.GetInfo(ctx)
+	return models.WorkflowRun{WorkflowID: info.WorkflowExecution.ID, RunID: info.WorkflowExecution.RunID}
 }
 
 // BatchInput names one page of an event's deliveries.
@@ -123,9 +130,7 @@ func (a *Activities) LoadBatch(ctx context.Context, in BatchInput) ([]DeliveryRe
 	return a.refs(ctx, ds)
 }
 
-// refs describes deliveries for the workflow: a delivery with attempts
-// already made (a resumed run) continues after them, where the schedule
-// was, not before its planned next attempt.
+// refs describes deliveries for the workflow (see ref).
 func (a *Activities) refs(ctx context.Context, ds []models.Delivery) ([]DeliveryRef, error) {
 	ids := make([]string, len(ds))
 	for i, d := range ds {
@@ -137,16 +142,24 @@ func (a *Activities) refs(ctx context.Context, ds []models.Delivery) ([]Delivery
 	}
 	out := make([]DeliveryRef, len(ds))
 	for i, d := range ds {
-		out[i] = DeliveryRef{ID: d.ID, WebhookID: d.WebhookID, Host: hostOf(urls[d.WebhookID]), State: d.State}
-		if d.AttemptCount > 0 {
-			out[i].FirstAttempt = d.AttemptCount + 1
-			out[i].ScheduleStart = min(d.AttemptCount, len(a.schedule))
-			if d.NextAttemptAt != nil {
-				out[i].NotBefore = d.NextAttemptAt.UTC()
-			}
-		}
+		out[i] = a.ref(d, urls[d.WebhookID])
 	}
 	return out, nil
+}
+
+// ref describes one delivery to its webhook's URL for the workflow: a
+// delivery with attempts already made (a resumed run) continues after
+// them, where the schedule was, not before its planned next attempt.
+func (a *Activities) ref(d models.Delivery, url string) DeliveryRef {
+	r := DeliveryRef{ID: d.ID, WebhookID: d.WebhookID, Host: hostOf(url), State: d.State}
+	if d.AttemptCount > 0 {
+		r.FirstAttempt = d.AttemptCount + 1
+		r.ScheduleStart = min(d.AttemptCount, len(a.schedule))
+		if d.NextAttemptAt != nil {
+			r.NotBefore = d.NextAttemptAt.UTC()
+		}
+	}
+	return r
 }
 
 // RedeliveryInput names the delivery to send again.
@@ -204,8 +217,8 @@ func (a *Activities) AttemptDelivery(ctx context.Context, in AttemptInput) (Atte
 		return res, err
 	}
 	rec, res := a.attempt(ctx, t, in)
-	if err := a.store.RecordAttempts(ctx, []models.AttemptRecord{rec}); err != nil {
-		return AttemptResult{}, activityError(fmt.Errorf("record attempt %d of delivery %s: %w", in.Attempt, in.DeliveryID, err))
+	if err := a.store.RecordAttempt(ctx, rec); err != nil {
+		return AttemptResult{}, activityError(err)
 	}
 	a.recorded(ctx, t, rec, res)
 	return res, nil

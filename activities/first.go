@@ -34,67 +34,73 @@ type FirstAttemptsResult struct {
 // attempts that were not recorded: a receiver may see such an attempt
 // twice, with the same webhook-id, as with AttemptDelivery.
 func (a *Activities) StartDeliveries(ctx context.Context, in PrepareInput) (FirstAttemptsResult, error) {
-	prep, err := a.PrepareDeliveries(ctx, in)
-	if err != nil || len(prep.Deliveries) == 0 {
+	prep, ds, err := a.snapshot(ctx, in)
+	if err != nil || len(ds) == 0 {
 		return FirstAttemptsResult{PrepareResult: prep}, err
 	}
-	out := FirstAttemptsResult{PrepareResult: prep, First: make([]AttemptResult, len(prep.Deliveries))}
-	now := a.now()
-	var ids []string
-	index := make(map[string]int, len(prep.Deliveries))
-	for i, d := range prep.Deliveries {
-		if _, settled := d.Settled(); settled || d.FirstAttempt > 1 || d.NotBefore.After(now) {
-			continue
-		}
-		ids = append(ids, d.ID)
-		index[d.ID] = i
-	}
-	if len(ids) == 0 {
-		return out, nil
-	}
-	targets, err := a.store.LoadDeliveryTargets(ctx, ids)
+	// The rows just created (or, on a retry, read) are the deliveries as
+	// they stand: only their webhooks and payload are still to load, and
+	// the webhooks give the hosts the workflow's summaries name.
+	targets, err := a.store.DeliveryTargets(ctx, ds)
 	if err != nil {
 		return FirstAttemptsResult{}, activityError(err)
 	}
-	owner := activityWorkflowID(ctx)
+	byID := make(map[string]*models.DeliveryTarget, len(targets))
+	for _, t := range targets {
+		byID[t.Delivery.ID] = t
+	}
+	out := FirstAttemptsResult{PrepareResult: prep, First: make([]AttemptResult, len(ds))}
+	out.Deliveries = make([]DeliveryRef, len(ds))
+	owner := activityRun(ctx).WorkflowID
+	now := a.now()
 	type made struct {
+		i   int
 		t   *models.DeliveryTarget
 		rec models.AttemptRecord
 		res AttemptResult
 	}
 	var todo []made
-	for _, t := range targets {
-		in := a.firstAttempt(t.Delivery.ID, owner)
-		res, done, err := a.gate(ctx, t, in)
+	for i, d := range ds {
+		t := byID[d.ID]
+		url := ""
+		if t != nil {
+			url = t.Webhook.URL
+		}
+		ref := a.ref(d, url)
+		out.Deliveries[i] = ref
+		if _, settled := ref.Settled(); settled || t == nil || ref.FirstAttempt > 1 || ref.NotBefore.After(now) {
+			continue // not a fresh delivery: the workflow drives it
+		}
+		res, done, err := a.gate(ctx, t, a.firstAttempt(d.ID, owner))
 		if err != nil {
 			return FirstAttemptsResult{}, err
 		}
 		if done {
-			out.First[index[t.Delivery.ID]] = res
+			out.First[i] = res
 			continue
 		}
-		todo = append(todo, made{t: t})
+		todo = append(todo, made{i: i, t: t})
 	}
 	var wg sync.WaitGroup
-	for i := range todo {
+	for k := range todo {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			m := &todo[i]
+			m := &todo[k]
 			m.rec, m.res = a.attempt(ctx, m.t, a.firstAttempt(m.t.Delivery.ID, owner))
 		}()
 	}
 	wg.Wait()
 	recs := make([]models.AttemptRecord, len(todo))
-	for i, m := range todo {
-		recs[i] = m.rec
+	for k, m := range todo {
+		recs[k] = m.rec
 	}
 	if err := a.store.RecordAttempts(ctx, recs); err != nil {
 		return FirstAttemptsResult{}, activityError(fmt.Errorf("record the first attempts of event %s: %w", in.EventID, err))
 	}
 	for _, m := range todo {
 		a.recorded(ctx, m.t, m.rec, m.res)
-		out.First[index[m.t.Delivery.ID]] = m.res
+		out.First[m.i] = m.res
 	}
 	return out, nil
 }

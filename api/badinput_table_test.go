@@ -222,7 +222,7 @@ func (w *world) attempt(deliveryID string, status int, state models.DeliveryStat
 	if status >= 300 {
 		a.ErrorClass = models.ErrorClassHTTP
 	}
-	if err := w.store.RecordAttempt(context.Background(), a, models.AttemptOutcome{State: state}); err != nil {
+	if err := w.store.RecordAttempt(context.Background(), models.AttemptRecord{Attempt: a, Outcome: models.AttemptOutcome{State: state}}); err != nil {
 		w.t.Fatal(err)
 	}
 }

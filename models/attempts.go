@@ -62,9 +62,9 @@ type AttemptOutcome struct {
 // transaction. Re-recording the same attempt number (an activity retried
 // after the row was written) replaces nothing and changes nothing. A delivery
 // that is no longer pending (cancelled meanwhile) keeps its state.
-func (s *Store) RecordAttempt(ctx context.Context, a *DeliveryAttempt, out AttemptOutcome) error {
-	if err := s.RecordAttempts(ctx, []AttemptRecord{{Attempt: a, Outcome: out}}); err != nil {
-		return fmt.Errorf("record attempt %d of delivery %s: %w", a.AttemptNumber, a.DeliveryID, err)
+func (s *Store) RecordAttempt(ctx context.Context, r AttemptRecord) error {
+	if err := s.RecordAttempts(ctx, []AttemptRecord{r}); err != nil {
+		return fmt.Errorf("record attempt %d of delivery %s: %w", r.Attempt.AttemptNumber, r.Attempt.DeliveryID, err)
 	}
 	return nil
 }

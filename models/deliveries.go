@@ -180,34 +180,26 @@ type DeliveryTarget struct {
 // LoadDeliveryTarget loads a delivery with its webhook (deleted ones too)
 // and its event's payload.
 func (s *Store) LoadDeliveryTarget(ctx context.Context, deliveryID string) (*DeliveryTarget, error) {
-	var t DeliveryTarget
-	db := s.db.WithContext(ctx)
-	if err := db.Where("id = ?", deliveryID).Take(&t.Delivery).Error; err != nil {
+	var d Delivery
+	if err := s.db.WithContext(ctx).Where("id = ?", deliveryID).Take(&d).Error; err != nil {
 		return nil, fmt.Errorf("load delivery %s: %w", deliveryID, translate(err, "Delivery"))
 	}
-	if err := db.Unscoped().Where("id = ?", t.Delivery.WebhookID).Take(&t.Webhook).Error; err != nil {
-		return nil, fmt.Errorf("load webhook of delivery %s: %w", deliveryID, translate(err, "Webhook"))
-	}
-	if err := s.openSecret(&t.Webhook); err != nil {
+	ts, err := s.DeliveryTargets(ctx, []Delivery{d})
+	if err != nil {
 		return nil, err
 	}
-	var ev AssetEvent
-	if err := db.Select("payload", "received_at", "sequence").Where("id = ?", t.Delivery.EventID).Take(&ev).Error; err != nil {
-		return nil, fmt.Errorf("load event of delivery %s: %w", deliveryID, translate(err, "Event"))
+	if len(ts) == 0 {
+		return nil, fmt.Errorf("load delivery %s: %w", deliveryID, Errorf(ENOTFOUND, "The webhook or event of the delivery was not found."))
 	}
-	t.Payload, t.ReceivedAt, t.Sequence = ev.Payload, ev.ReceivedAt, ev.Sequence
-	return &t, nil
+	return ts[0], nil
 }
 
-// LoadDeliveryTargets loads several deliveries as LoadDeliveryTarget
-// does, in three queries whatever their number; the result follows ids,
-// and a delivery that does not exist is left out.
-func (s *Store) LoadDeliveryTargets(ctx context.Context, ids []string) ([]*DeliveryTarget, error) {
+// DeliveryTargets completes loaded deliveries into what their attempts
+// need: each one's webhook (deleted ones too) and its event's payload, in
+// two queries whatever their number. The result follows ds; a delivery
+// whose webhook or event is gone is left out.
+func (s *Store) DeliveryTargets(ctx context.Context, ds []Delivery) ([]*DeliveryTarget, error) {
 	db := s.db.WithContext(ctx)
-	var ds []Delivery
-	if err := db.Where("id IN ?", ids).Find(&ds).Error; err != nil {
-		return nil, fmt.Errorf("load deliveries: %w", translate(err, "Delivery"))
-	}
 	hookIDs, eventIDs := make([]string, 0, len(ds)), make([]string, 0, 1)
 	for _, d := range ds {
 		hookIDs = append(hookIDs, d.WebhookID)
@@ -234,19 +226,13 @@ func (s *Store) LoadDeliveryTargets(ctx context.Context, ids []string) ([]*Deliv
 	for i := range evs {
 		byEvent[evs[i].ID] = &evs[i]
 	}
-	byID := make(map[string]*DeliveryTarget, len(ds))
+	out := make([]*DeliveryTarget, 0, len(ds))
 	for _, d := range ds {
 		h, ev := byHook[d.WebhookID], byEvent[d.EventID]
 		if h == nil || ev == nil {
 			continue
 		}
-		byID[d.ID] = &DeliveryTarget{Delivery: d, Webhook: *h, Payload: ev.Payload, ReceivedAt: ev.ReceivedAt, Sequence: ev.Sequence}
-	}
-	out := make([]*DeliveryTarget, 0, len(ids))
-	for _, id := range ids {
-		if t := byID[id]; t != nil {
-			out = append(out, t)
-		}
+		out = append(out, &DeliveryTarget{Delivery: d, Webhook: *h, Payload: ev.Payload, ReceivedAt: ev.ReceivedAt, Sequence: ev.Sequence})
 	}
 	return out, nil
 }

@@ -203,13 +203,13 @@ func TestEventsAndDeliveries(t *testing.T) {
 		next := time.Now().Add(time.Minute)
 		attempt := &models.DeliveryAttempt{DeliveryID: ds[0].ID, AttemptNumber: 1, RequestURL: "https://one.example", RequestHeaders: "{}",
 			ResponseStatus: 500, ErrorClass: models.ErrorClassHTTP, StartedAt: time.Now(), FinishedAt: time.Now()}
-		if err := s.RecordAttempt(ctx, attempt, models.AttemptOutcome{State: models.DeliveryPending, NextAttemptAt: &next}); err != nil {
+		if err := s.RecordAttempt(ctx, models.AttemptRecord{Attempt: attempt, Outcome: models.AttemptOutcome{State: models.DeliveryPending, NextAttemptAt: &next}}); err != nil {
 			t.Fatalf("record attempt: %v", err)
 		}
 		// Recording the same attempt again (a retried activity) changes nothing.
 		dup := *attempt
 		dup.ID = 0
-		if err := s.RecordAttempt(ctx, &dup, models.AttemptOutcome{State: models.DeliveryPending, NextAttemptAt: &next}); err != nil {
+		if err := s.RecordAttempt(ctx, models.AttemptRecord{Attempt: &dup, Outcome: models.AttemptOutcome{State: models.DeliveryPending, NextAttemptAt: &next}}); err != nil {
 			t.Fatalf("record attempt again: %v", err)
 		}
 		atts, err := s.ListAttempts(ctx, ds[0].ID)
@@ -227,7 +227,7 @@ func TestEventsAndDeliveries(t *testing.T) {
 		// 410 on the second webhook deactivates it and ends the delivery.
 		gone := &models.DeliveryAttempt{DeliveryID: ds[1].ID, AttemptNumber: 1, RequestURL: "https://two.example", RequestHeaders: "{}",
 			ResponseStatus: 410, ErrorClass: models.ErrorClassHTTP, StartedAt: time.Now(), FinishedAt: time.Now()}
-		if err := s.RecordAttempt(ctx, gone, models.AttemptOutcome{State: models.DeliveryFailed, DeactivateReason: "410 Gone"}); err != nil {
+		if err := s.RecordAttempt(ctx, models.AttemptRecord{Attempt: gone, Outcome: models.AttemptOutcome{State: models.DeliveryFailed, DeactivateReason: "410 Gone"}}); err != nil {
 			t.Fatal(err)
 		}
 		w, _ := s.GetWebhook(ctx, "a", ds[1].WebhookID)
@@ -241,7 +241,7 @@ func TestEventsAndDeliveries(t *testing.T) {
 			t.Fatal(err)
 		}
 		late := &models.DeliveryAttempt{DeliveryID: ds[0].ID, AttemptNumber: 2, RequestURL: "x", RequestHeaders: "{}", ResponseStatus: 200, StartedAt: time.Now(), FinishedAt: time.Now()}
-		if err := s.RecordAttempt(ctx, late, models.AttemptOutcome{State: models.DeliverySucceeded}); err != nil {
+		if err := s.RecordAttempt(ctx, models.AttemptRecord{Attempt: late, Outcome: models.AttemptOutcome{State: models.DeliverySucceeded}}); err != nil {
 			t.Fatal(err)
 		}
 		d, _ = s.GetDelivery(ctx, ds[0].ID)
@@ -301,7 +301,7 @@ func TestAutoDisable(t *testing.T) {
 			if failed {
 				a.ResponseStatus, a.ErrorClass, state = 500, models.ErrorClassHTTP, models.DeliveryPending
 			}
-			if err := s.RecordAttempt(ctx, a, models.AttemptOutcome{State: state, DisableAfter: time.Hour}); err != nil {
+			if err := s.RecordAttempt(ctx, models.AttemptRecord{Attempt: a, Outcome: models.AttemptOutcome{State: state, DisableAfter: time.Hour}}); err != nil {
 				t.Fatal(err)
 			}
 		}
