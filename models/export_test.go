@@ -19,3 +19,9 @@ func (s *Store) StoredSecret(ctx context.Context, webhookID string) (string, err
 	err := s.db.WithContext(ctx).Unscoped().Model(&Webhook{}).Select("secret_token").Where("id = ?", webhookID).Scan(&v).Error
 	return v, translate(err, "Webhook")
 }
+
+// EventColumns exposes the columns CreateEvent writes to the external tests.
+func EventColumns() []string {
+	cols, _ := eventColumns(&AssetEvent{})
+	return cols
+}

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 
+	"gorm.io/gorm/schema"
+
 	"github.com/streamhooks/streamhooks/models"
 	"github.com/streamhooks/streamhooks/models/modelstest"
 )
@@ -74,4 +76,21 @@ func TestEventSequence(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestEventColumnsCoverTheModel: CreateEvent writes its INSERT by hand
+// (the sequence is a subquery), so a field added to AssetEvent must be
+// added there too, or it would be silently dropped.
+func TestEventColumnsCoverTheModel(t *testing.T) {
+	sch, err := schema.Parse(&models.AssetEvent{}, &sync.Map{}, schema.NamingStrategy{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := append(models.EventColumns(), "sequence")
+	slices.Sort(got)
+	want := slices.Clone(sch.DBNames)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Fatalf("CreateEvent writes %v, the model has %v", got, want)
+	}
 }
