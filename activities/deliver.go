@@ -60,6 +60,9 @@ type DeliveryRef struct {
 	// attempted again.
 	State  models.DeliveryState
 	Manual bool
+	// Force makes the attempts even when a newer event of the asset was
+	// sent to the webhook already (a forced redelivery, DESIGN §9).
+	Force bool
 }
 
 // PrepareResult lists the deliveries of an event and the worker's retry
@@ -165,6 +168,7 @@ func (a *Activities) ref(d models.Delivery, url string) DeliveryRef {
 // RedeliveryInput names the delivery to send again.
 type RedeliveryInput struct {
 	DeliveryID string
+	Force      bool // see DeliveryRef.Force
 }
 
 // PrepareRedelivery plans a manual redelivery: one delivery, attempts
@@ -175,7 +179,7 @@ func (a *Activities) PrepareRedelivery(ctx context.Context, in RedeliveryInput) 
 		return PrepareResult{}, activityError(err)
 	}
 	ref := DeliveryRef{ID: t.Delivery.ID, WebhookID: t.Delivery.WebhookID, Host: hostOf(t.Webhook.URL),
-		FirstAttempt: t.Delivery.AttemptCount + 1, Manual: true, State: t.Delivery.State}
+		FirstAttempt: t.Delivery.AttemptCount + 1, Manual: true, Force: in.Force, State: t.Delivery.State}
 	return PrepareResult{Deliveries: []DeliveryRef{ref}, Schedule: a.schedule, AttemptTimeout: a.attemptTimeout}, nil
 }
 
@@ -189,6 +193,8 @@ type AttemptInput struct {
 	// Test marks a ping: sent even to an inactive webhook, and it never
 	// changes the webhook (no 410 deactivation, no auto-disable clock).
 	Test bool
+	// Force: see DeliveryRef.Force.
+	Force bool
 	// Owner, when set, is the workflow id that must still drive the
 	// delivery (its deliveries.workflow_id); otherwise nothing is sent and
 	// the result is OutcomeReleased. This fences a resumed or redelivered
@@ -203,6 +209,14 @@ type AttemptResult struct {
 	ErrorClass models.ErrorClass
 	RetryAfter time.Duration // from Retry-After on 429/503, else 0
 	DurationMS int64
+	// SupersededBy is, for OutcomeSuperseded, the sequence of the newer
+	// event that superseded the delivery.
+	SupersededBy int64 `json:",omitempty"`
+	// Wait and InFlight are, for OutcomeWait, what blocks the turn: an
+	// attempt in flight for at most Wait more, or (not InFlight) an
+	// older delivery whose next attempt is Wait away.
+	Wait     time.Duration `json:",omitempty"`
+	InFlight bool          `json:",omitempty"`
 }
 
 // AttemptDelivery makes one HTTP attempt and records it. HTTP failures are
@@ -214,6 +228,9 @@ func (a *Activities) AttemptDelivery(ctx context.Context, in AttemptInput) (Atte
 		return AttemptResult{}, activityError(err)
 	}
 	if res, done, err := a.gate(ctx, t, in); done || err != nil {
+		return res, err
+	}
+	if res, done, err := a.takeTurn(ctx, t, in); done || err != nil {
 		return res, err
 	}
 	rec, res := a.attempt(ctx, t, in)
@@ -231,7 +248,7 @@ func (a *Activities) AttemptDelivery(ctx context.Context, in AttemptInput) (Atte
 // stands without an attempt.
 func (a *Activities) gate(ctx context.Context, t *models.DeliveryTarget, in AttemptInput) (res AttemptResult, done bool, err error) {
 	if t.Delivery.State != models.DeliveryPending {
-		return AttemptResult{Outcome: outcomeOfState(t.Delivery.State)}, true, nil
+		return AttemptResult{Outcome: outcomeOfState(t.Delivery.State), SupersededBy: t.Delivery.SupersededBy}, true, nil
 	}
 	if in.Owner != "" && t.Delivery.WorkflowID != in.Owner {
 		return AttemptResult{Outcome: OutcomeReleased}, true, nil
@@ -258,7 +275,11 @@ func (a *Activities) attempt(ctx context.Context, t *models.DeliveryTarget, in A
 	res.Outcome = d.Outcome
 	outcome := models.AttemptOutcome{State: d.State, NextAttemptAt: d.NextAttemptAt, DeactivateReason: d.DeactivateReason,
 		DisableAfter: a.disableAfter, Test: in.Test}
-	return models.AttemptRecord{Attempt: row, Outcome: outcome, WebhookID: t.Webhook.ID}, res
+	rec := models.AttemptRecord{Attempt: row, Outcome: outcome, WebhookID: t.Webhook.ID}
+	if t.Sequence > 0 {
+		rec.AssetID = t.AssetID // the turn TakeTurns gave it
+	}
+	return rec, res
 }
 
 // recorded counts and logs an attempt once its row is stored.
@@ -435,4 +456,69 @@ func activityError(err error) error {
 		return temporal.NewNonRetryableApplicationError(models.ErrorMessage(err), ErrTypeNotFound, nil)
 	}
 	return err
+}
+
+// turnPatience is how long AttemptDelivery waits, polling, for an attempt
+// of the same (webhook, asset) in flight to end before it hands the wait
+// back to the workflow (OutcomeWait). It fits in the margin of the
+// activity's start-to-close timeout beyond the attempt's own.
+const turnPatience = 4 * time.Second
+
+// turnLease is how long a turn is held for one attempt: longer than the
+// attempt activity may run (the attempt timeout and the workflow's
+// 10-second record margin), so the holder's attempt is over, even on a
+// worker that died, before another delivery of its (webhook, asset) may
+// start one.
+func (a *Activities) turnLease() time.Duration { return a.attemptTimeout + 15*time.Second }
+
+// takeTurn takes t's turn for attempt in (models.Store.TakeTurns). done
+// reports that no attempt is to be made and res says why: superseded,
+// settled meanwhile, or OutcomeWait. An attempt of the same (webhook,
+// asset) in flight is waited for here, up to turnPatience.
+func (a *Activities) takeTurn(ctx context.Context, t *models.DeliveryTarget, in AttemptInput) (res AttemptResult, done bool, err error) {
+	give := a.now().Add(turnPatience)
+	pause := 10 * time.Millisecond
+	for {
+		turns, err := a.store.TakeTurns(ctx, []*models.DeliveryTarget{t}, in.Force, a.turnLease())
+		if err != nil {
+			return AttemptResult{}, true, activityError(err)
+		}
+		turn := turns[0]
+		switch turn.Verdict {
+		case models.TurnGo:
+			return AttemptResult{}, false, nil
+		case models.TurnSettled:
+			// Superseded or cancelled since it was loaded.
+			d, err := a.store.GetDelivery(ctx, t.Delivery.ID)
+			if err != nil {
+				return AttemptResult{}, true, activityError(err)
+			}
+			return AttemptResult{Outcome: outcomeOfState(d.State), SupersededBy: d.SupersededBy}, true, nil
+		}
+		res := turnResult(turn)
+		if res.Outcome == OutcomeSuperseded {
+			a.metrics.finished(models.DeliverySuperseded)
+		}
+		if res.Outcome != OutcomeWait || !turn.InFlight || a.now().Add(pause).After(give) {
+			return res, true, nil
+		}
+		select {
+		case <-ctx.Done():
+			return AttemptResult{}, true, activityError(ctx.Err())
+		case <-time.After(pause):
+		}
+		pause = min(2*pause, 200*time.Millisecond)
+	}
+}
+
+// turnResult is the result of an attempt its turn did not let happen.
+func turnResult(t models.Turn) AttemptResult {
+	switch t.Verdict {
+	case models.TurnSuperseded:
+		return AttemptResult{Outcome: OutcomeSuperseded, SupersededBy: t.SupersededBy}
+	case models.TurnWait:
+		return AttemptResult{Outcome: OutcomeWait, Wait: t.Wait, InFlight: t.InFlight}
+	}
+	// Settled: the workflow's next attempt reads what it became.
+	return AttemptResult{Outcome: OutcomeWait}
 }

@@ -53,12 +53,6 @@ func (a *Activities) StartDeliveries(ctx context.Context, in PrepareInput) (Firs
 	out.Deliveries = make([]DeliveryRef, len(ds))
 	owner := activityRun(ctx).WorkflowID
 	now := a.now()
-	type made struct {
-		i   int
-		t   *models.DeliveryTarget
-		rec models.AttemptRecord
-		res AttemptResult
-	}
 	var todo []made
 	for i, d := range ds {
 		t := byID[d.ID]
@@ -80,6 +74,12 @@ func (a *Activities) StartDeliveries(ctx context.Context, in PrepareInput) (Firs
 			continue
 		}
 		todo = append(todo, made{i: i, t: t})
+	}
+	// One transaction takes the turn of every (webhook, asset) to attempt;
+	// a delivery that must wait or is superseded goes back to the
+	// workflow, which drives it like any other.
+	if todo, err = a.firstTurns(ctx, todo, &out); err != nil {
+		return FirstAttemptsResult{}, err
 	}
 	var wg sync.WaitGroup
 	for k := range todo {
@@ -103,6 +103,45 @@ func (a *Activities) StartDeliveries(ctx context.Context, in PrepareInput) (Firs
 		out.First[m.i] = m.res
 	}
 	return out, nil
+}
+
+// made is one first attempt StartDeliveries makes: the delivery's index
+// in the result, its target, and once made its record and result.
+type made struct {
+	i   int
+	t   *models.DeliveryTarget
+	rec models.AttemptRecord
+	res AttemptResult
+}
+
+// firstTurns takes the turns of the first attempts todo and returns those
+// that got theirs; the others' results (superseded, or OutcomeWait) are
+// set in out.
+func (a *Activities) firstTurns(ctx context.Context, todo []made, out *FirstAttemptsResult) ([]made, error) {
+	if len(todo) == 0 {
+		return nil, nil
+	}
+	ts := make([]*models.DeliveryTarget, len(todo))
+	for k, m := range todo {
+		ts[k] = m.t
+	}
+	turns, err := a.store.TakeTurns(ctx, ts, false, a.turnLease())
+	if err != nil {
+		return nil, activityError(err)
+	}
+	kept := todo[:0]
+	for k, m := range todo {
+		if turns[k].Verdict == models.TurnGo {
+			kept = append(kept, m)
+			continue
+		}
+		res := turnResult(turns[k])
+		if res.Outcome == OutcomeSuperseded {
+			a.metrics.finished(models.DeliverySuperseded)
+		}
+		out.First[m.i] = res
+	}
+	return kept, nil
 }
 
 // firstAttempt is attempt 1 of a fresh delivery, as the workflow would

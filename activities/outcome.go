@@ -20,6 +20,15 @@ const (
 	// OutcomeReleased: another workflow drives the delivery now (a manual
 	// redelivery, or a resumed run); this one must leave it alone.
 	OutcomeReleased Outcome = "released"
+	// OutcomeSuperseded: a newer event of the asset was sent, or is
+	// ready, for the webhook; the delivery ended without an attempt
+	// (DESIGN §9). AttemptResult.SupersededBy names the newer sequence.
+	OutcomeSuperseded Outcome = "superseded"
+	// OutcomeWait: it is not the delivery's turn yet (another attempt of
+	// the asset to the webhook is in flight, or, in delivery_mode all, an
+	// older one is pending). No attempt was made; ask again after
+	// AttemptResult.Wait, with the same attempt number.
+	OutcomeWait Outcome = "wait"
 )
 
 // Answer is what one HTTP attempt got: the status code (0 when no answer
@@ -78,6 +87,8 @@ func outcomeOfState(state models.DeliveryState) Outcome {
 		return OutcomeFailed
 	case models.DeliveryCancelled:
 		return OutcomeCancelled
+	case models.DeliverySuperseded:
+		return OutcomeSuperseded
 	}
 	return OutcomeRetry
 }

@@ -97,6 +97,7 @@ func headerMap(raw string) map[string]string {
 
 var deliveryStates = map[models.DeliveryState]bool{
 	models.DeliveryPending: true, models.DeliverySucceeded: true, models.DeliveryFailed: true, models.DeliveryCancelled: true,
+	models.DeliverySuperseded: true,
 }
 
 func (s *Server) listDeliveries(c *gin.Context) {
@@ -161,8 +162,21 @@ func (s *Server) redeliver(c *gin.Context) {
 		s.renderError(c, detail(http.StatusServiceUnavailable, "Delivery is not configured on this server."))
 		return
 	}
+	// The body is optional: {"force": true} sends a delivery even when a
+	// newer event of its asset was sent to the webhook (DESIGN §9).
+	obj, err := s.readObject(c)
+	if err != nil {
+		s.renderError(c, err)
+		return
+	}
+	errs := fieldErrors{}
+	force, _ := boolField(obj, "force", errs)
+	if err := errs.err(); err != nil {
+		s.renderError(c, err)
+		return
+	}
 	ctx := c.Request.Context()
-	v, err := s.deliveries.Redeliver(ctx, c.Param("org"), c.Param("delivery"))
+	v, err := s.deliveries.Redeliver(ctx, c.Param("org"), c.Param("delivery"), force)
 	if errors.Is(err, service.ErrRedeliveryNotStarted) {
 		s.log.WarnContext(ctx, "start redelivery", "deliveryID", c.Param("delivery"), "requestID", requestID(c), "error", err)
 	}

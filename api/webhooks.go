@@ -19,6 +19,7 @@ type webhookResource struct {
 	SecretToken       string    `json:"secret_token"`
 	ID                string    `json:"id"`
 	IsActive          bool      `json:"is_active"`
+	DeliveryMode      string    `json:"delivery_mode"`
 	DeactivatedReason string    `json:"deactivated_reason"`
 	Created           time.Time `json:"created"`
 	Modified          time.Time `json:"modified"`
@@ -26,7 +27,7 @@ type webhookResource struct {
 
 func toWebhookResource(w *models.Webhook) webhookResource {
 	return webhookResource{
-		URL: w.URL, SecretToken: w.SecretToken, ID: w.ID, IsActive: w.IsActive,
+		URL: w.URL, SecretToken: w.SecretToken, ID: w.ID, IsActive: w.IsActive, DeliveryMode: string(w.DeliveryMode),
 		DeactivatedReason: w.DeactivatedReason, Created: w.CreatedAt.UTC(), Modified: w.UpdatedAt.UTC(),
 	}
 }
@@ -55,6 +56,13 @@ func (s *Server) webhookInput(c *gin.Context, partial bool) (models.WebhookUpdat
 	}
 	if active, ok := boolField(obj, "is_active", errs); ok {
 		upd.IsActive = &active
+	}
+	if m, ok := stringField(obj, "delivery_mode", false, errs); ok && errs["delivery_mode"] == nil {
+		mode := models.DeliveryMode(m)
+		if !mode.Valid() {
+			errs.add("delivery_mode", `"`+m+`" is not a valid choice.`)
+		}
+		upd.DeliveryMode = &mode
 	}
 	return upd, errs.err()
 }

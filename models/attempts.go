@@ -76,6 +76,9 @@ type AttemptRecord struct {
 	// WebhookID is the delivery's webhook, when the caller knows it
 	// (saves a lookup).
 	WebhookID string
+	// AssetID, when set, is the asset whose turn (TakeTurns) the attempt
+	// held for the webhook: recording the attempt gives it back.
+	AssetID string
 }
 
 // RecordAttempts records several attempts as RecordAttempt does, all in
@@ -126,6 +129,11 @@ func moveDeliveryOn(tx *gorm.DB, r AttemptRecord, ts time.Time) error {
 			return err
 		}
 		webhookID = d.WebhookID
+	}
+	if r.AssetID != "" {
+		if err := releaseTurn(tx, webhookID, r.AssetID, a.DeliveryID); err != nil {
+			return err
+		}
 	}
 	reason, err := failureStreak(tx, webhookID, a, out, ts)
 	if err != nil || reason == "" {

@@ -24,6 +24,9 @@ const (
 	DeliverySucceeded DeliveryState = "succeeded"
 	DeliveryFailed    DeliveryState = "failed"
 	DeliveryCancelled DeliveryState = "cancelled"
+	// DeliverySuperseded: a newer event of the asset replaced the delivery
+	// before it succeeded (delivery_mode latest, DESIGN §9).
+	DeliverySuperseded DeliveryState = "superseded"
 )
 
 // Final reports whether no attempt can change the state any more.
@@ -41,10 +44,13 @@ type Delivery struct {
 	LastStatus     int
 	LastErrorClass ErrorClass
 	NextAttemptAt  *time.Time
-	WorkflowID     string
-	RunID          string
-	CreatedAt      time.Time
-	UpdatedAt      time.Time
+	// SupersededBy is, for a superseded delivery, the sequence of the
+	// event that superseded it.
+	SupersededBy int64
+	WorkflowID   string
+	RunID        string
+	CreatedAt    time.Time
+	UpdatedAt    time.Time
 }
 
 // TableName pins the table name.
@@ -175,6 +181,7 @@ type DeliveryTarget struct {
 	Payload    []byte
 	ReceivedAt time.Time // when the event was accepted
 	Sequence   int64     // the event's sequence for its asset; 0 for a ping
+	AssetID    string    // the event's asset
 }
 
 // LoadDeliveryTarget loads a delivery with its webhook (deleted ones too)
@@ -219,7 +226,7 @@ func (s *Store) DeliveryTargets(ctx context.Context, ds []Delivery) ([]*Delivery
 		byHook[hooks[i].ID] = &hooks[i]
 	}
 	var evs []AssetEvent
-	if err := db.Select("id", "payload", "received_at", "sequence").Where("id IN ?", eventIDs).Find(&evs).Error; err != nil {
+	if err := db.Select("id", "payload", "received_at", "sequence", "asset_id").Where("id IN ?", eventIDs).Find(&evs).Error; err != nil {
 		return nil, fmt.Errorf("load events of deliveries: %w", translate(err, "Event"))
 	}
 	byEvent := make(map[string]*AssetEvent, len(evs))
@@ -232,7 +239,7 @@ func (s *Store) DeliveryTargets(ctx context.Context, ds []Delivery) ([]*Delivery
 		if h == nil || ev == nil {
 			continue
 		}
-		out = append(out, &DeliveryTarget{Delivery: d, Webhook: *h, Payload: ev.Payload, ReceivedAt: ev.ReceivedAt, Sequence: ev.Sequence})
+		out = append(out, &DeliveryTarget{Delivery: d, Webhook: *h, Payload: ev.Payload, ReceivedAt: ev.ReceivedAt, Sequence: ev.Sequence, AssetID: ev.AssetID})
 	}
 	return out, nil
 }
@@ -283,11 +290,17 @@ func (s *Store) deliveryViews(ctx context.Context) *gorm.DB {
 		Joins("JOIN asset_events AS e ON e.id = d.event_id")
 }
 
+// MsgNewerEventSent is the 409 detail of a stale redelivery (DESIGN §9).
+const MsgNewerEventSent = "A newer event of this asset was already sent to this webhook."
+
 // ReopenDelivery makes a finished delivery pending again for a manual
 // redelivery driven by run, and returns it. The delivery keeps its id (the
 // webhook-id header). A delivery still in progress, or whose webhook is
 // deleted or inactive, is ECONFLICT.
-func (s *Store) ReopenDelivery(ctx context.Context, orgID, id string, run WorkflowRun) (*DeliveryView, error) {
+//
+// Unless force, a delivery of an asset whose newer event was already sent
+// to the webhook is ECONFLICT too (DESIGN §9).
+func (s *Store) ReopenDelivery(ctx context.Context, orgID, id string, run WorkflowRun, force bool) (*DeliveryView, error) {
 	err := s.transact(ctx, func(tx *gorm.DB) error {
 		var d Delivery
 		if err := tx.Where("id = ? AND organization_id = ?", id, orgID).Take(&d).Error; err != nil {
@@ -303,9 +316,19 @@ func (s *Store) ReopenDelivery(ctx context.Context, orgID, id string, run Workfl
 		if w.DeletedAt.Valid || !w.IsActive {
 			return Errorf(ECONFLICT, "The webhook is deleted or inactive; re-enable it (is_active) before redelivering.")
 		}
+		if !force {
+			stale, err := staleForRedelivery(tx, &d)
+			if err != nil {
+				return err
+			}
+			if stale {
+				return Errorf(ECONFLICT, MsgNewerEventSent)
+			}
+		}
 		ts := now()
 		return tx.Model(&Delivery{}).Where("id = ?", id).Updates(map[string]any{
 			"state": DeliveryPending, "next_attempt_at": ts, "updated_at": ts, "workflow_id": run.WorkflowID, "run_id": run.RunID,
+			"superseded_by": 0,
 		}).Error
 	})
 	if err != nil {

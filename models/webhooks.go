@@ -18,6 +18,7 @@ type Webhook struct {
 	IsActive          bool
 	DeactivatedReason string
 	FailingSince      *time.Time
+	DeliveryMode      DeliveryMode
 	CreatedAt         time.Time
 	UpdatedAt         time.Time
 	DeletedAt         gorm.DeletedAt
@@ -32,6 +33,9 @@ type WebhookUpdate struct {
 	URL         *string
 	SecretToken *string
 	IsActive    *bool
+	// DeliveryMode is latest or all (DESIGN §9); empty on create means
+	// latest.
+	DeliveryMode *DeliveryMode
 }
 
 // Page selects a window of a list.
@@ -48,7 +52,10 @@ func (s *Store) CreateWebhook(ctx context.Context, orgID string, in WebhookUpdat
 		return nil, Errorf(EINVALID, "A webhook needs a url and a secret_token.")
 	}
 	id := uuid.NewString()
-	w := &Webhook{ID: id, OrganizationID: orgID, URL: *in.URL, SecretToken: s.sealSecret(id, *in.SecretToken), IsActive: true}
+	w := &Webhook{ID: id, OrganizationID: orgID, URL: *in.URL, SecretToken: s.sealSecret(id, *in.SecretToken), IsActive: true, DeliveryMode: DeliveryLatest}
+	if in.DeliveryMode != nil && *in.DeliveryMode != "" {
+		w.DeliveryMode = *in.DeliveryMode
+	}
 	if in.IsActive != nil && !*in.IsActive {
 		w.IsActive, w.DeactivatedReason = false, "Deactivated through the API."
 	}
@@ -115,6 +122,9 @@ func (s *Store) UpdateWebhook(ctx context.Context, orgID, id string, upd Webhook
 		if upd.SecretToken != nil {
 			changes["secret_token"] = s.sealSecret(w.ID, *upd.SecretToken)
 		}
+		if upd.DeliveryMode != nil {
+			changes["delivery_mode"] = *upd.DeliveryMode
+		}
 		if upd.IsActive != nil && *upd.IsActive != w.IsActive {
 			changes["is_active"] = *upd.IsActive
 			if *upd.IsActive {
@@ -154,7 +164,12 @@ func (s *Store) DeleteWebhook(ctx context.Context, orgID, id string) error {
 		}).Error; err != nil {
 			return err
 		}
-		return cancelPendingDeliveries(tx, w.ID)
+		if err := cancelPendingDeliveries(tx, w.ID); err != nil {
+			return err
+		}
+		// Its turns mean nothing any more: an attempt still in flight
+		// finds no turn to give back, which is fine.
+		return tx.Where("webhook_id = ?", w.ID).Delete(&DeliveryTurn{}).Error
 	})
 	if err != nil {
 		return fmt.Errorf("delete webhook %s: %w", id, translate(err, "Webhook"))

@@ -46,18 +46,21 @@ type Deliveries struct {
 // (ECONFLICT); if the workflow cannot be started, the delivery is put back
 // in its previous state (the compensation) and the error wraps
 // ErrRedeliveryNotStarted.
-func (d *Deliveries) Redeliver(ctx context.Context, orgID, id string) (*models.DeliveryView, error) {
+//
+// A delivery of an asset whose newer event was already sent to the
+// webhook is ECONFLICT unless force (DESIGN §9).
+func (d *Deliveries) Redeliver(ctx context.Context, orgID, id string, force bool) (*models.DeliveryView, error) {
 	v, err := d.Store.GetDeliveryView(ctx, orgID, id)
 	if err != nil {
 		return nil, err
 	}
 	previous := v.State
 	wfID := workflows.RedeliveryID(id, v.AttemptCount+1)
-	if v, err = d.Store.ReopenDelivery(ctx, orgID, id, models.WorkflowRun{WorkflowID: wfID}); err != nil {
+	if v, err = d.Store.ReopenDelivery(ctx, orgID, id, models.WorkflowRun{WorkflowID: wfID}, force); err != nil {
 		return nil, err
 	}
 	run, err := d.Workflows.StartRedelivery(ctx, RedeliveryStart{
-		WorkflowID: wfID, DeliveryID: id, WebhookID: v.WebhookID, OrganizationID: orgID, AssetID: v.AssetID, AssetStatus: v.AssetStatus,
+		WorkflowID: wfID, DeliveryID: id, WebhookID: v.WebhookID, OrganizationID: orgID, AssetID: v.AssetID, AssetStatus: v.AssetStatus, Force: force,
 	})
 	if err != nil {
 		if ferr := d.Store.FinishDelivery(ctx, id, previous); ferr != nil {

@@ -77,6 +77,9 @@ type RedeliveryStart struct {
 	OrganizationID string
 	AssetID        string
 	AssetStatus    string
+	// Force sends the delivery even when a newer event of its asset was
+	// sent to the webhook already (DESIGN §9).
+	Force bool
 	// Resume starts a new run of a closed redelivery that left its
 	// delivery pending (the reconciler).
 	Resume bool
@@ -98,7 +101,7 @@ func (s *Starter) StartRedelivery(ctx context.Context, r RedeliveryStart) (model
 	if r.Resume {
 		opts.WorkflowIDReusePolicy = enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE
 	}
-	run, err := s.Client.ExecuteWorkflow(ctx, opts, workflows.Redeliver, workflows.RedeliverInput{DeliveryID: r.DeliveryID, OrganizationID: r.OrganizationID})
+	run, err := s.Client.ExecuteWorkflow(ctx, opts, workflows.Redeliver, workflows.RedeliverInput{DeliveryID: r.DeliveryID, OrganizationID: r.OrganizationID, Force: r.Force})
 	if err != nil {
 		return models.WorkflowRun{}, fmt.Errorf("start workflow %s: %w", r.WorkflowID, err)
 	}

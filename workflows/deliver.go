@@ -26,6 +26,9 @@ type DeliverEventResult struct {
 	Succeeded int
 	Failed    int
 	Cancelled int
+	// Superseded counts deliveries a newer event of their asset replaced
+	// (DESIGN §9).
+	Superseded int `json:",omitempty"`
 	// Released counts deliveries another workflow drives now (a manual
 	// redelivery took them over).
 	Released int
@@ -81,6 +84,7 @@ func fanOut(ctx workflow.Context, in DeliverEventInput, prep activities.PrepareR
 		res.Succeeded += r.Succeeded
 		res.Failed += r.Failed
 		res.Cancelled += r.Cancelled
+		res.Superseded += r.Superseded
 		res.Released += r.Released
 	}
 	return res
@@ -144,6 +148,9 @@ func DeliverBatch(ctx workflow.Context, in DeliverBatchInput) (DeliverEventResul
 type RedeliverInput struct {
 	DeliveryID     string
 	OrganizationID string
+	// Force sends it even when a newer event of its asset was sent to the
+	// webhook already (DESIGN §9).
+	Force bool
 }
 
 // Redeliver runs a new attempt sequence for one finished delivery, with the
@@ -155,7 +162,7 @@ func Redeliver(ctx workflow.Context, in RedeliverInput) (DeliverEventResult, err
 	var a *activities.Activities
 	var prep activities.PrepareResult
 	planning := call{startToClose: prepareTimeout, summary: "Plan the redelivery of " + in.DeliveryID}
-	err := await(ctx, planning, a.PrepareRedelivery, activities.RedeliveryInput{DeliveryID: in.DeliveryID}, &prep)
+	err := await(ctx, planning, a.PrepareRedelivery, activities.RedeliveryInput{DeliveryID: in.DeliveryID, Force: in.Force}, &prep)
 	if err != nil {
 		return DeliverEventResult{}, nil // the delivery is gone
 	}
@@ -208,6 +215,8 @@ func (r *DeliverEventResult) add(o activities.Outcome) {
 		r.Cancelled++
 	case activities.OutcomeReleased:
 		r.Released++
+	case activities.OutcomeSuperseded:
+		r.Superseded++
 	default:
 		r.Failed++
 	}
@@ -230,6 +239,8 @@ func runDelivery(ctx workflow.Context, p plan, d activities.DeliveryRef, made *a
 	var a *activities.Activities
 	schedule := p.prep.Schedule[min(d.ScheduleStart, len(p.prep.Schedule)):]
 	first := max(d.FirstAttempt, 1)
+	waits := 0 // in a row, for the turn of this attempt
+	waited := false
 	for attempt := first; ; attempt++ {
 		k := attempt - first // index into the remaining schedule
 		final := k >= len(schedule)
@@ -237,16 +248,33 @@ func runDelivery(ctx workflow.Context, p plan, d activities.DeliveryRef, made *a
 		if !final {
 			delay = activities.Jitter(schedule[k], d.ID, attempt)
 		}
-		in := activities.AttemptInput{DeliveryID: d.ID, Attempt: attempt, Final: final, NextDelay: delay, Manual: d.Manual, Owner: p.owner}
-		c := call{local: p.localFirst && attempt == first, lowPriority: p.lowPriority,
+		in := activities.AttemptInput{DeliveryID: d.ID, Attempt: attempt, Final: final, NextDelay: delay, Manual: d.Manual, Force: d.Force, Owner: p.owner}
+		// After a wait for its turn the attempt is a regular activity: it
+		// may wait a little more, which a local one must not (it would
+		// hold up the workflow's other deliveries).
+		c := call{local: p.localFirst && attempt == first && !waited, lowPriority: p.lowPriority,
 			startToClose: p.prep.AttemptTimeout + attemptRecordMargin, summary: fmt.Sprintf("POST %s (attempt %d)", d.Host, attempt)}
 		var res activities.AttemptResult
-		if made != nil && attempt == first {
-			res = *made
+		if made != nil {
+			res, made = *made, nil
 		} else if err := await(ctx, c, a.AttemptDelivery, in, &res); err != nil {
 			// Only a missing row or a cancelled workflow gets here.
 			workflow.GetLogger(ctx).Error("delivery attempt failed permanently", "deliveryID", d.ID, "attempt", attempt, "error", err)
 			return activities.OutcomeFailed
+		}
+		if res.Outcome == activities.OutcomeWait {
+			waits++
+			waited = true
+			if waitTurn(ctx, d, res, waits) != nil {
+				return activities.OutcomeCancelled
+			}
+			attempt-- // the same attempt, once it is its turn
+			continue
+		}
+		waits = 0
+		if res.Outcome == activities.OutcomeSuperseded {
+			noteSuperseded(ctx, d, res.SupersededBy)
+			return res.Outcome
 		}
 		if res.Outcome != activities.OutcomeRetry {
 			return res.Outcome
@@ -304,4 +332,38 @@ func outcomeText(r activities.AttemptResult) string {
 		return fmt.Sprint(r.StatusCode)
 	}
 	return string(r.ErrorClass)
+}
+
+// turnPoll is the pause before asking for a turn again, the n-th time in
+// a row: short at first (the attempt in flight is usually about to end),
+// then backing off to 10 s, so a slow receiver costs few history events.
+func turnPoll(n int) time.Duration {
+	if n <= 1 {
+		return 100 * time.Millisecond
+	}
+	return min(time.Second<<(n-2), 10*time.Second)
+}
+
+// waitTurn waits before delivery d asks again for its turn (res is
+// OutcomeWait): while an attempt of the same asset to the webhook is in
+// flight, at most as long as that attempt may still run; behind an older
+// delivery (delivery_mode all), until that one's next attempt.
+func waitTurn(ctx workflow.Context, d activities.DeliveryRef, res activities.AttemptResult, n int) error {
+	pause := turnPoll(n)
+	summary := fmt.Sprintf("Wait for the attempt in flight to %s for the same asset", d.Host)
+	if res.InFlight {
+		pause = min(pause, max(res.Wait, 100*time.Millisecond))
+	} else {
+		pause += res.Wait
+		summary = fmt.Sprintf("Wait for an older event of the asset to end at %s (delivery_mode all)", d.Host)
+	}
+	return workflow.NewTimerWithOptions(ctx, pause, workflow.TimerOptions{Summary: summary}).Get(ctx, nil)
+}
+
+// noteSuperseded leaves in the history, for Temporal UI, why delivery d
+// ended without being sent: a timer of a millisecond whose summary names
+// the sequence that superseded it.
+func noteSuperseded(ctx workflow.Context, d activities.DeliveryRef, by int64) {
+	summary := fmt.Sprintf("Superseded by sequence %d: %s is not sent this older state of the asset (delivery %s)", by, d.Host, d.ID)
+	_ = workflow.NewTimerWithOptions(ctx, time.Millisecond, workflow.TimerOptions{Summary: summary}).Get(ctx, nil)
 }

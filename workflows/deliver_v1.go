@@ -85,7 +85,7 @@ func runDeliveryV1(ctx workflow.Context, prep activities.PrepareResult, d activi
 			return activities.OutcomeFailed
 		}
 		switch res.Outcome {
-		case activities.OutcomeDelivered, activities.OutcomeCancelled, activities.OutcomeFailed:
+		case activities.OutcomeDelivered, activities.OutcomeCancelled, activities.OutcomeFailed, activities.OutcomeSuperseded:
 			return res.Outcome
 		}
 		if final {
