@@ -575,8 +575,12 @@ func TestEndToEnd(t *testing.T) {
 			t.Fatal(err)
 		}
 		var good []string
+		// Three assets, not three events of one: in the default "latest"
+		// mode the newest event of an asset supersedes older ones (DESIGN
+		// §9), and this test is about the outbox, not ordering.
 		for i := range 3 { // committed, never started (a crash between commit and start)
-			ev := &models.AssetEvent{ID: fmt.Sprintf("evt-crash-%d", i), OrganizationID: "demo", AssetID: "vid_3", Payload: []byte(`{"id":"vid_3"}`),
+			asset := fmt.Sprintf("vid_3_%d", i)
+			ev := &models.AssetEvent{ID: fmt.Sprintf("evt-crash-%d", i), OrganizationID: "demo", AssetID: asset, Payload: []byte(`{"id":"` + asset + `"}`),
 				ReceivedAt: time.Now().Add(-time.Minute)}
 			ev.WorkflowID = workflows.WorkflowID(ev.ID)
 			if _, _, err := s.store.CreateEvent(ctx, ev); err != nil {
