@@ -5,7 +5,6 @@ package models
 
 import (
 	"context"
-	"crypto/cipher"
 	"fmt"
 	"math/rand/v2"
 	"net/url"
@@ -31,7 +30,7 @@ const (
 // concurrent use.
 type Store struct {
 	db   *gorm.DB
-	aead cipher.AEAD // encrypts webhook secrets at rest when set
+	keys *keyRing // encrypts webhook secrets at rest when set
 }
 
 // Open connects to the database named by dsn: a postgres:// or postgresql://

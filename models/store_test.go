@@ -347,8 +347,8 @@ func TestSecretsEncryptedAtRest(t *testing.T) {
 			t.Fatalf("create: %+v %v", w, err)
 		}
 		stored, err := s.StoredSecret(ctx, w.ID)
-		if err != nil || !strings.HasPrefix(stored, "enc:v1:") || strings.Contains(stored, secret) {
-			t.Fatalf("stored secret %q (%v): want an enc:v1: ciphertext", stored, err)
+		if err != nil || !strings.HasPrefix(stored, "enc:v2:") || strings.Contains(stored, secret) {
+			t.Fatalf("stored secret %q (%v): want an enc:v2: ciphertext", stored, err)
 		}
 		if got, _ := s.GetWebhook(ctx, "a", w.ID); got.SecretToken != secret {
 			t.Fatalf("read back %q, want the clear secret", got.SecretToken)

@@ -33,6 +33,7 @@ Commands:
   orgs create <org_id>     create an organization [--name NAME]
   tokens create            create a token: --org <org_id> (customer) or --service
   tokens revoke <token>    revoke a token
+  reencrypt                seal every webhook secret under the current key [--batch N]
   version                  print the version
 
 Run "streamhooks <command> --help" for the flags of a command.
@@ -98,6 +99,8 @@ func dispatch(ctx context.Context, args []string, out streams, cfg config.Config
 		return cmdOrgs(ctx, cfg, rest, out)
 	case "tokens":
 		return cmdTokens(ctx, cfg, rest, out)
+	case "reencrypt":
+		return cmdReencrypt(ctx, cfg, rest, out)
 	}
 	fmt.Fprint(stderr, usage)
 	return fmt.Errorf("%w: unknown command %q", config.ErrUsage, cmd)
