@@ -303,7 +303,14 @@ func (a *Activities) send(ctx context.Context, t *models.DeliveryTarget, attempt
 	}
 	headers.Set("webhook-id", t.Delivery.ID)
 	headers.Set("webhook-timestamp", strconv.FormatInt(ts, 10))
-	headers.Set("webhook-signature", signature.Sign([]byte(t.Webhook.SecretToken), t.Delivery.ID, ts, t.Payload))
+	sig := signature.Sign([]byte(t.Webhook.SecretToken), t.Delivery.ID, ts, t.Payload)
+	if prev, until := t.Webhook.PreviousSecretToken, t.Webhook.PreviousSecretExpiresAt; prev != "" && until != nil && start.Before(*until) {
+		// A rotated secret's grace window (DESIGN §10): the new
+		// signature first, then the old one, space-separated as
+		// Standard Webhooks allows, so a receiver on either verifies.
+		sig += " " + signature.Sign([]byte(prev), t.Delivery.ID, ts, t.Payload)
+	}
+	headers.Set("webhook-signature", sig)
 
 	row := &models.DeliveryAttempt{
 		DeliveryID: t.Delivery.ID, AttemptNumber: attempt, RequestURL: redactURL(t.Webhook.URL),

@@ -103,6 +103,13 @@ func (r *startRecorder) StartRedelivery(_ context.Context, s service.RedeliveryS
 	return models.WorkflowRun{WorkflowID: s.WorkflowID, RunID: "run-" + strconv.Itoa(len(r.redeliveries))}, nil
 }
 
+func (r *startRecorder) StartRecovery(_ context.Context, rec *models.Recovery) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.redeliveries = append(r.redeliveries, service.RedeliveryStart{WorkflowID: rec.WorkflowID})
+	return nil
+}
+
 func (r *startRecorder) counts() (events, redeliveries int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()

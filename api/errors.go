@@ -65,6 +65,8 @@ func (s *Server) renderError(c *gin.Context, err error) {
 	switch {
 	case errors.Is(err, service.ErrEventIDTaken):
 		he = detail(http.StatusConflict, "This event_id was already used for another organization.")
+	case errors.Is(err, service.ErrRecoveryNotStarted):
+		he = detail(http.StatusServiceUnavailable, "The recovery could not be started; try again.")
 	case errors.Is(err, service.ErrRedeliveryNotStarted):
 		he = detail(http.StatusServiceUnavailable, "The redelivery could not be started; try again.")
 	}

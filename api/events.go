@@ -50,6 +50,8 @@ func (s *Server) parseEvent(c *gin.Context) (*models.AssetEvent, error) {
 		ev.AssetID, ev.AssetStatus, err = assetFields(ev.Payload)
 		if err != nil {
 			errs.add("asset", err.Error())
+		} else {
+			ev.AssetType = assetType(ev.Payload)
 		}
 	}
 	if err := errs.err(); err != nil {
@@ -87,6 +89,35 @@ func assetFields(payload []byte) (id, status string, err error) {
 		}
 	}
 	return id, "", nil
+}
+
+// assetType is the asset's type for the asset_types filter: its "type"
+// when that names a known type ("live_stream" and "Live Stream" are
+// livestream too), else the one of "video" and "live_stream" that is an
+// object; "" when the asset says neither.
+func assetType(payload []byte) string {
+	var asset map[string]json.RawMessage
+	if json.Unmarshal(payload, &asset) != nil {
+		return ""
+	}
+	var t string
+	if json.Unmarshal(asset["type"], &t) == nil {
+		squashed := strings.NewReplacer("_", "", " ", "", "-", "").Replace(t)
+		if c, ok := models.CanonicalAssetType(squashed); ok {
+			return c
+		}
+	}
+	isObject := func(key string) bool {
+		raw := bytes.TrimSpace(asset[key])
+		return len(raw) > 0 && raw[0] == '{'
+	}
+	switch {
+	case isObject("live_stream") && !isObject("video"):
+		return models.AssetLivestream
+	case isObject("video") && !isObject("live_stream"):
+		return models.AssetVideo
+	}
+	return ""
 }
 
 type errString string

@@ -33,8 +33,9 @@ const DefaultMaxBodyBytes = 1 << 20
 // do; without Registry there is no /metrics.
 type Config struct {
 	Store *models.Store
-	// Workflows starts redeliveries; *service.Starter implements it.
-	Workflows service.RedeliveryStarter
+	// Workflows starts redeliveries and recoveries; *service.Starter
+	// implements it.
+	Workflows service.WorkflowStarter
 	// Outbox, when set, is told about each new event (see
 	// service.Notifier); without it a stored event waits for the next scan
 	// of an outbox elsewhere (the worker role scans every second).
@@ -58,6 +59,7 @@ type Server struct {
 	// events is nil when event delivery is not configured (no Workflows).
 	events     *service.Events
 	deliveries *service.Deliveries
+	recoveries *service.Recoveries
 	guard      *egress.Guard
 	log        *slog.Logger
 	maxBody    int64
@@ -71,6 +73,7 @@ func New(cfg Config) *Server {
 	s := &Server{store: cfg.Store, guard: cfg.Guard, log: orDiscard(cfg.Logger), maxBody: cfg.MaxBodyBytes,
 		deliveries: &service.Deliveries{Store: cfg.Store, Workflows: cfg.Workflows, Attempter: cfg.Attempter, Logger: cfg.Logger}}
 	if cfg.Workflows != nil {
+		s.recoveries = &service.Recoveries{Store: cfg.Store, Workflows: cfg.Workflows, Logger: cfg.Logger}
 		s.events = &service.Events{Store: cfg.Store, Outbox: cfg.Outbox}
 	}
 	s.ready = append([]ReadyCheck{{Name: "database", Required: true, Check: cfg.Store.Ping}}, cfg.Ready...)
@@ -107,6 +110,9 @@ func New(cfg Config) *Server {
 	org.DELETE("/webhooks/:id/", s.deleteWebhook)
 	org.GET("/webhooks/:id/deliveries/", s.listDeliveries)
 	org.POST("/webhooks/:id/ping/", s.ping)
+	org.POST("/webhooks/:id/rotate-secret/", s.rotateSecret)
+	org.POST("/webhooks/:id/recover/", s.recover)
+	org.GET("/webhooks/:id/recoveries/:rec/", s.getRecovery)
 	org.GET("/deliveries/:delivery/", s.getDelivery)
 	org.POST("/deliveries/:delivery/redeliver/", s.redeliver)
 

@@ -4,12 +4,14 @@ import (
 	"encoding/json"
 	"net"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
 
 	"github.com/streamhooks/streamhooks/egress"
+	"github.com/streamhooks/streamhooks/models"
 )
 
 // Field limits. URLs longer than browsers and proxies reliably carry are
@@ -145,4 +147,41 @@ func validHostname(host string) bool {
 		}
 	}
 	return true
+}
+
+// choiceListField reads an optional JSON list of choices, matched by
+// canon (case-insensitively), into their canonical spellings without
+// repeats, as DRF's MultipleChoiceField answers: `"Foo" is not a valid
+// choice.` for each unknown value.
+func choiceListField(obj map[string]json.RawMessage, name string, canon func(string) (string, bool), errs fieldErrors) (models.StringList, bool) {
+	raw, ok := obj[name]
+	if !ok {
+		return nil, false
+	}
+	if isNull(raw) {
+		errs.add(name, msgNull)
+		return nil, true
+	}
+	var items []json.RawMessage
+	if err := json.Unmarshal(raw, &items); err != nil {
+		errs.add(name, `Expected a list of items but got type "`+pythonType(raw)+`".`)
+		return nil, true
+	}
+	out := models.StringList{}
+	for _, item := range items {
+		var v string
+		if json.Unmarshal(item, &v) != nil {
+			errs.add(name, `"`+strings.Trim(string(item), `"`)+`" is not a valid choice.`)
+			continue
+		}
+		c, known := canon(v)
+		if !known {
+			errs.add(name, strconv.Quote(v)+" is not a valid choice.")
+			continue
+		}
+		if !slices.Contains(out, c) {
+			out = append(out, c)
+		}
+	}
+	return out, true
 }

@@ -23,13 +23,31 @@ type webhookResource struct {
 	DeactivatedReason string    `json:"deactivated_reason"`
 	Created           time.Time `json:"created"`
 	Modified          time.Time `json:"modified"`
+	// DESIGN §10.
+	Statuses                []string   `json:"statuses"`
+	AssetTypes              []string   `json:"asset_types"`
+	PreviousSecretExpiresAt *time.Time `json:"previous_secret_expires_at"`
 }
 
 func toWebhookResource(w *models.Webhook) webhookResource {
-	return webhookResource{
+	r := webhookResource{
 		URL: w.URL, SecretToken: w.SecretToken, ID: w.ID, IsActive: w.IsActive, DeliveryMode: string(w.DeliveryMode),
 		DeactivatedReason: w.DeactivatedReason, Created: w.CreatedAt.UTC(), Modified: w.UpdatedAt.UTC(),
+		Statuses: orEmpty(w.Statuses), AssetTypes: orEmpty(w.AssetTypes),
 	}
+	if exp := w.PreviousSecretExpiresAt; exp != nil && w.PreviousSecretToken != "" {
+		at := exp.UTC()
+		r.PreviousSecretExpiresAt = &at
+	}
+	return r
+}
+
+// orEmpty renders a missing list as [], never null.
+func orEmpty(l models.StringList) []string {
+	if l == nil {
+		return []string{}
+	}
+	return l
 }
 
 // webhookInput reads and validates a webhook body. With partial (PATCH) only
@@ -63,6 +81,12 @@ func (s *Server) webhookInput(c *gin.Context, partial bool) (models.WebhookUpdat
 			errs.add("delivery_mode", `"`+m+`" is not a valid choice.`)
 		}
 		upd.DeliveryMode = &mode
+	}
+	if l, ok := choiceListField(obj, "statuses", models.CanonicalStatus, errs); ok {
+		upd.Statuses = &l
+	}
+	if l, ok := choiceListField(obj, "asset_types", models.CanonicalAssetType, errs); ok {
+		upd.AssetTypes = &l
 	}
 	return upd, errs.err()
 }

@@ -99,9 +99,16 @@ func (s *Store) CreateDeliveries(ctx context.Context, eventID string, run Workfl
 		if ev.PreparedAt != nil {
 			return tx.Where("event_id = ?", eventID).Order("id").Find(&out).Error
 		}
-		var hooks []Webhook
-		if err := tx.Select("id").Where("organization_id = ? AND is_active", ev.OrganizationID).Find(&hooks).Error; err != nil {
+		var all []Webhook
+		if err := tx.Select("id", "statuses", "asset_types").Where("organization_id = ? AND is_active", ev.OrganizationID).Find(&all).Error; err != nil {
 			return err
+		}
+		// Filtered-out webhooks get no delivery at all (DESIGN §10).
+		hooks := all[:0]
+		for _, h := range all {
+			if ev.Kind != EventAsset || h.Wants(ev.AssetStatus, ev.AssetType) {
+				hooks = append(hooks, h)
+			}
 		}
 		ts := now()
 		out = make([]Delivery, len(hooks))
@@ -306,35 +313,40 @@ func (s *Store) ReopenDelivery(ctx context.Context, orgID, id string, run Workfl
 		if err := tx.Where("id = ? AND organization_id = ?", id, orgID).Take(&d).Error; err != nil {
 			return err
 		}
-		if d.State == DeliveryPending {
-			return Errorf(ECONFLICT, "The delivery is still in progress.")
-		}
-		var w Webhook
-		if err := tx.Unscoped().Where("id = ?", d.WebhookID).Take(&w).Error; err != nil {
-			return err
-		}
-		if w.DeletedAt.Valid || !w.IsActive {
-			return Errorf(ECONFLICT, "The webhook is deleted or inactive; re-enable it (is_active) before redelivering.")
-		}
-		if !force {
-			stale, err := staleForRedelivery(tx, &d)
-			if err != nil {
-				return err
-			}
-			if stale {
-				return Errorf(ECONFLICT, MsgNewerEventSent)
-			}
-		}
-		ts := now()
-		return tx.Model(&Delivery{}).Where("id = ?", id).Updates(map[string]any{
-			"state": DeliveryPending, "next_attempt_at": ts, "updated_at": ts, "workflow_id": run.WorkflowID, "run_id": run.RunID,
-			"superseded_by": 0,
-		}).Error
+		return reopenDelivery(tx, &d, run, force)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("reopen delivery %s: %w", id, translate(err, "Delivery"))
 	}
 	return s.GetDeliveryView(ctx, orgID, id)
+}
+
+// reopenDelivery is ReopenDelivery inside a transaction, d read in it.
+func reopenDelivery(tx *gorm.DB, d *Delivery, run WorkflowRun, force bool) error {
+	if d.State == DeliveryPending {
+		return Errorf(ECONFLICT, "The delivery is still in progress.")
+	}
+	var w Webhook
+	if err := tx.Unscoped().Where("id = ?", d.WebhookID).Take(&w).Error; err != nil {
+		return err
+	}
+	if w.DeletedAt.Valid || !w.IsActive {
+		return Errorf(ECONFLICT, "The webhook is deleted or inactive; re-enable it (is_active) before redelivering.")
+	}
+	if !force {
+		stale, err := staleForRedelivery(tx, d)
+		if err != nil {
+			return err
+		}
+		if stale {
+			return Errorf(ECONFLICT, MsgNewerEventSent)
+		}
+	}
+	ts := now()
+	return tx.Model(&Delivery{}).Where("id = ?", d.ID).Updates(map[string]any{
+		"state": DeliveryPending, "next_attempt_at": ts, "updated_at": ts, "workflow_id": run.WorkflowID, "run_id": run.RunID,
+		"superseded_by": 0,
+	}).Error
 }
 
 // SetDeliveryRun records the run that drives a delivery.

@@ -15,11 +15,14 @@ import (
 // AssetEvent is one asset status change signalled by a platform service.
 // Payload holds the asset JSON exactly as received.
 type AssetEvent struct {
-	ID                string `gorm:"primaryKey"`
-	OrganizationID    string
-	Kind              string // EventAsset, or EventPing for a test delivery
-	AssetID           string
-	AssetStatus       string
+	ID             string `gorm:"primaryKey"`
+	OrganizationID string
+	Kind           string // EventAsset, or EventPing for a test delivery
+	AssetID        string
+	AssetStatus    string
+	// AssetType is video, livestream, or "" when the asset says neither
+	// (the asset_types filter, DESIGN §10).
+	AssetType         string
 	Payload           []byte
 	ReceivedAt        time.Time
 	WorkflowID        string
@@ -70,8 +73,14 @@ func (s *Store) CreateEvent(ctx context.Context, ev *AssetEvent) (*AssetEvent, b
 	if ev.Kind == EventAsset {
 		// kind = 'asset' is spelled as in the partial index, so the
 		// lookup of the highest number is an index probe, not a scan.
-		seq = gorm.Expr("(SELECT COALESCE(MAX(e.sequence), 0) + 1 FROM asset_events e WHERE e.organization_id = ? AND e.asset_id = ? AND e.kind = 'asset')",
-			ev.OrganizationID, ev.AssetID)
+		// Retention keeps the highest deleted number in asset_sequences:
+		// the next is above both.
+		greatest := "GREATEST"
+		if s.Dialect() == DialectSQLite {
+			greatest = "MAX"
+		}
+		seq = gorm.Expr("(SELECT "+greatest+"(COALESCE(MAX(e.sequence), 0), COALESCE((SELECT f.last_sequence FROM asset_sequences f WHERE f.organization_id = ? AND f.asset_id = ?), 0)) + 1 FROM asset_events e WHERE e.organization_id = ? AND e.asset_id = ? AND e.kind = 'asset')",
+			ev.OrganizationID, ev.AssetID, ev.OrganizationID, ev.AssetID)
 	}
 	cols, vals := eventColumns(ev)
 	query := "INSERT INTO asset_events (" + strings.Join(cols, ", ") + ", sequence) VALUES (" +
@@ -100,9 +109,9 @@ func (s *Store) CreateEvent(ctx context.Context, ev *AssetEvent) (*AssetEvent, b
 // ev's values (TestEventColumnsCoverTheModel keeps it in step with
 // AssetEvent).
 func eventColumns(ev *AssetEvent) ([]string, []any) {
-	return []string{"id", "organization_id", "kind", "asset_id", "asset_status", "payload", "received_at",
+	return []string{"id", "organization_id", "kind", "asset_id", "asset_status", "asset_type", "payload", "received_at",
 			"workflow_id", "workflow_started_at", "start_attempts", "next_start_at", "last_start_error", "prepared_at"},
-		[]any{ev.ID, ev.OrganizationID, ev.Kind, ev.AssetID, ev.AssetStatus, ev.Payload, ev.ReceivedAt,
+		[]any{ev.ID, ev.OrganizationID, ev.Kind, ev.AssetID, ev.AssetStatus, ev.AssetType, ev.Payload, ev.ReceivedAt,
 			ev.WorkflowID, ev.WorkflowStartedAt, ev.StartAttempts, ev.NextStartAt, ev.LastStartError, ev.PreparedAt}
 }
 

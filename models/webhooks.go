@@ -19,9 +19,17 @@ type Webhook struct {
 	DeactivatedReason string
 	FailingSince      *time.Time
 	DeliveryMode      DeliveryMode
-	CreatedAt         time.Time
-	UpdatedAt         time.Time
-	DeletedAt         gorm.DeletedAt
+	// Statuses and AssetTypes filter the events the webhook gets
+	// (DESIGN §10); empty means all.
+	Statuses   StringList
+	AssetTypes StringList
+	// PreviousSecretToken, until PreviousSecretExpiresAt, signs every
+	// attempt beside SecretToken (rotate-secret/).
+	PreviousSecretToken     string
+	PreviousSecretExpiresAt *time.Time
+	CreatedAt               time.Time
+	UpdatedAt               time.Time
+	DeletedAt               gorm.DeletedAt
 }
 
 // TableName pins the table name so GORM's naming rules can never drift from
@@ -36,6 +44,10 @@ type WebhookUpdate struct {
 	// DeliveryMode is latest or all (DESIGN §9); empty on create means
 	// latest.
 	DeliveryMode *DeliveryMode
+	// Statuses and AssetTypes replace the filters (canonical values; an
+	// empty list means all).
+	Statuses   *StringList
+	AssetTypes *StringList
 }
 
 // Page selects a window of a list.
@@ -58,6 +70,12 @@ func (s *Store) CreateWebhook(ctx context.Context, orgID string, in WebhookUpdat
 	}
 	if in.IsActive != nil && !*in.IsActive {
 		w.IsActive, w.DeactivatedReason = false, "Deactivated through the API."
+	}
+	if in.Statuses != nil {
+		w.Statuses = *in.Statuses
+	}
+	if in.AssetTypes != nil {
+		w.AssetTypes = *in.AssetTypes
 	}
 	if err := s.db.WithContext(ctx).Create(w).Error; err != nil {
 		return nil, fmt.Errorf("create webhook: %w", translate(err, "Webhook"))
@@ -120,7 +138,17 @@ func (s *Store) UpdateWebhook(ctx context.Context, orgID, id string, upd Webhook
 			changes["url"] = *upd.URL
 		}
 		if upd.SecretToken != nil {
+			// A secret set by PUT/PATCH applies at once, with no grace
+			// (DESIGN §10): the previous one stops signing too.
 			changes["secret_token"] = s.sealSecret(w.ID, *upd.SecretToken)
+			changes["previous_secret_token"] = ""
+			changes["previous_secret_expires_at"] = nil
+		}
+		if upd.Statuses != nil {
+			changes["statuses"] = *upd.Statuses
+		}
+		if upd.AssetTypes != nil {
+			changes["asset_types"] = *upd.AssetTypes
 		}
 		if upd.DeliveryMode != nil {
 			changes["delivery_mode"] = *upd.DeliveryMode
@@ -149,6 +177,44 @@ func (s *Store) UpdateWebhook(ctx context.Context, orgID, id string, upd Webhook
 	return out, nil
 }
 
+// MaxSecretGrace is the longest grace window of a rotated secret.
+const MaxSecretGrace = 7 * 24 * time.Hour
+
+// RotateSecret makes secret the webhook's secret and keeps the current one
+// signing, as a second signature, for grace (DESIGN §10). A zero grace
+// drops the old secret at once. Rotating again within a grace window
+// replaces the previous secret with the one being rotated out: a receiver
+// verifies against the newest two.
+func (s *Store) RotateSecret(ctx context.Context, orgID, id, secret string, grace time.Duration) (*Webhook, error) {
+	if secret == "" || grace < 0 || grace > MaxSecretGrace {
+		return nil, Errorf(EINVALID, "A rotation needs a secret and a grace period of at most 7 days.")
+	}
+	var out *Webhook
+	err := s.transact(ctx, func(tx *gorm.DB) error {
+		w, err := s.getWebhook(tx, orgID, id)
+		if err != nil {
+			return err
+		}
+		ts := now()
+		changes := map[string]any{"updated_at": ts, "secret_token": s.sealSecret(w.ID, secret),
+			"previous_secret_token": "", "previous_secret_expires_at": nil}
+		if grace > 0 {
+			until := ts.Add(grace)
+			changes["previous_secret_token"] = s.sealSecret(w.ID, w.SecretToken)
+			changes["previous_secret_expires_at"] = until
+		}
+		if err := tx.Model(&Webhook{}).Where("id = ?", w.ID).Updates(changes).Error; err != nil {
+			return err
+		}
+		out, err = s.getWebhook(tx, orgID, id)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("rotate secret of webhook %s: %w", id, translate(err, "Webhook"))
+	}
+	return out, nil
+}
+
 // DeleteWebhook soft-deletes a webhook (its deliveries and attempts stay for
 // audit), erases its secret and cancels its pending deliveries.
 func (s *Store) DeleteWebhook(ctx context.Context, orgID, id string) error {
@@ -160,6 +226,7 @@ func (s *Store) DeleteWebhook(ctx context.Context, orgID, id string) error {
 		ts := now()
 		if err := tx.Model(&Webhook{}).Where("id = ?", w.ID).Updates(map[string]any{
 			"deleted_at": ts, "updated_at": ts, "secret_token": "", "is_active": false,
+			"previous_secret_token": "", "previous_secret_expires_at": nil,
 			"deactivated_reason": "Deleted through the API.",
 		}).Error; err != nil {
 			return err

@@ -79,6 +79,9 @@ type RunInput struct {
 	// Outbox, when set, is the process's outbox, already running (dev);
 	// otherwise the worker runs its own scan for events nobody started.
 	Outbox *service.Outbox
+	// Retention is STREAMHOOKS_RETENTION: the worker keeps the retention
+	// schedule pointed at it (DESIGN §10); 0 leaves the schedule alone.
+	Retention time.Duration
 }
 
 // Run starts the worker and runs it with the outbox scan and the reconciler
@@ -98,6 +101,10 @@ func Run(ctx context.Context, in RunInput) error {
 		Interval: in.ReconcileInterval, Grace: in.ReconcileGrace, Resumed: service.NewResumedCounter(in.Registry)}
 	wg.Add(1)
 	go func() { defer wg.Done(); rec.Run(ctx) }()
+	if in.Retention > 0 {
+		wg.Add(1)
+		go func() { defer wg.Done(); ensureRetention(ctx, in) }()
+	}
 	d := in.Worker.Config
 	in.Logger.Info("worker running", "taskQueue", in.Starter.TaskQueue, "retrySchedule", fmt.Sprint(d.Schedule),
 		"attemptTimeout", d.AttemptTimeout.String(), "allowedTargets", fmt.Sprint(d.Allowed))
@@ -106,4 +113,22 @@ func Run(ctx context.Context, in RunInput) error {
 	wg.Wait()
 	in.Logger.Info("worker stopped")
 	return nil
+}
+
+// ensureRetention sets up the retention schedule, trying again every 30 s
+// while Temporal is away: a worker starts without it and purges later.
+func ensureRetention(ctx context.Context, in RunInput) {
+	for {
+		err := in.Starter.EnsureRetentionSchedule(ctx, in.Retention)
+		if err == nil {
+			in.Logger.Info("retention schedule set", "retention", in.Retention.String())
+			return
+		}
+		in.Logger.Warn("retention schedule not set yet", "error", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(30 * time.Second):
+		}
+	}
 }

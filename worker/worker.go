@@ -67,5 +67,7 @@ func Register(r worker.Registry, acts *activities.Activities) {
 	r.RegisterWorkflow(workflows.DeliverAssetEvent)
 	r.RegisterWorkflow(workflows.Redeliver)
 	r.RegisterWorkflow(workflows.DeliverBatch)
+	r.RegisterWorkflow(workflows.RecoverWebhook)
+	r.RegisterWorkflow(workflows.Retention)
 	r.RegisterActivity(acts)
 }

@@ -4,11 +4,12 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"net/url"
-	"strconv"
 	"strings"
 
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/temporal"
+
+	"github.com/streamhooks/streamhooks/activities"
 )
 
 // Search attribute keys that make deliveries findable in Temporal UI, e.g.
@@ -40,8 +41,11 @@ func SearchAttributeTypes() map[string]enumspb.IndexedValueType {
 // RedeliveryID is the workflow id of the redelivery that starts with
 // attempt number firstAttempt, so a repeated request collapses.
 func RedeliveryID(deliveryID string, firstAttempt int) string {
-	return "redeliver:" + deliveryID + ":" + strconv.Itoa(firstAttempt)
+	return activities.RedeliveryID(deliveryID, firstAttempt)
 }
+
+// RecoveryWorkflowID is the workflow id of a bulk recovery.
+func RecoveryWorkflowID(recoveryID string) string { return "recover:" + recoveryID }
 
 // IsRedeliveryOf reports whether workflowID is a redelivery of deliveryID.
 func IsRedeliveryOf(workflowID, deliveryID string) bool {

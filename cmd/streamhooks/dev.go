@@ -99,6 +99,16 @@ func cmdDev(ctx context.Context, cfg config.Config, args []string, out streams) 
 	if err != nil {
 		return err
 	}
+	retention, err := cfg.RetentionPeriod()
+	if err != nil {
+		return err
+	}
+	// Closed workflows are kept as long as the events they delivered
+	// (DESIGN §10), so Temporal UI shows the history of every event the
+	// API still lists.
+	if err := devserver.SetRetention(ctx, c, retention); err != nil {
+		log.Warn("set the namespace retention", "error", err)
+	}
 	defer c.Close()
 
 	reg := roles.NewRegistry()
@@ -112,7 +122,7 @@ func cmdDev(ctx context.Context, cfg config.Config, args []string, out streams) 
 	workerDone := make(chan error, 1)
 	go func() {
 		workerDone <- worker.Run(workerCtx, worker.RunInput{Worker: w, Starter: starter, Store: store,
-			ReconcileInterval: recon.Interval, ReconcileGrace: recon.Grace, Registry: reg, Logger: log, Outbox: outbox})
+			ReconcileInterval: recon.Interval, ReconcileGrace: recon.Grace, Registry: reg, Logger: log, Outbox: outbox, Retention: retention})
 	}()
 
 	printBanner(stdout, banner{

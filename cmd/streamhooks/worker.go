@@ -37,6 +37,10 @@ func cmdWorker(ctx context.Context, cfg config.Config, args []string, stderr io.
 	if err != nil {
 		return err
 	}
+	retention, err := cfg.RetentionPeriod()
+	if err != nil {
+		return err
+	}
 	reg := roles.NewRegistry()
 	w := worker.Assemble(workerConfig(worker.Config{Client: c, Store: store, Registry: reg, Logger: log,
 		Options: worker.Options{TaskQueue: cfg.TaskQueue}}, d))
@@ -52,5 +56,5 @@ func cmdWorker(ctx context.Context, cfg config.Config, args []string, stderr io.
 		go func() { _ = roles.ServeHTTP(ctx, ln, roles.WorkerHTTP(reg, checks), log) }()
 	}
 	return worker.Run(ctx, worker.RunInput{Worker: w, Starter: roles.NewStarter(ctx, c, &cfg, log), Store: store,
-		ReconcileInterval: recon.Interval, ReconcileGrace: recon.Grace, Registry: reg, Logger: log})
+		ReconcileInterval: recon.Interval, ReconcileGrace: recon.Grace, Registry: reg, Logger: log, Retention: retention})
 }

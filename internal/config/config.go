@@ -48,6 +48,7 @@ const (
 	EnvSecretKey         = "STREAMHOOKS_SECRET_KEY"
 	EnvReconcileInterval = "STREAMHOOKS_RECONCILE_INTERVAL"
 	EnvReconcileGrace    = "STREAMHOOKS_RECONCILE_GRACE"
+	EnvRetention         = "STREAMHOOKS_RETENTION"
 
 	// Dev-mode only (flags win).
 	EnvDevTemporalAddr = "STREAMHOOKS_TEMPORAL_ADDR"
@@ -83,6 +84,7 @@ type Config struct {
 	SecretKey         string
 	ReconcileInterval string // parsed by Reconcile()
 	ReconcileGrace    string
+	Retention         string // parsed by RetentionPeriod()
 
 	// DevTemporalAddr and DevUIAddr are where the dev mode's embedded
 	// Temporal frontend and UI listen.
@@ -117,6 +119,7 @@ func Load(getenv func(string) string) Config {
 		SecretKey:         getenv(EnvSecretKey),
 		ReconcileInterval: getenv(EnvReconcileInterval),
 		ReconcileGrace:    getenv(EnvReconcileGrace),
+		Retention:         getenv(EnvRetention),
 
 		DevTemporalAddr: or(EnvDevTemporalAddr, "127.0.0.1:7233"),
 		DevUIAddr:       or(EnvDevUIAddr, "127.0.0.1:8233"),
@@ -146,6 +149,20 @@ func (c *Config) Reconcile() (Reconcile, error) {
 		*v.dst = d
 	}
 	return r, nil
+}
+
+// RetentionPeriod parses STREAMHOOKS_RETENTION (default 720h): how long
+// ended events are kept. At least an hour, so a typo such as "30s" cannot
+// delete what a customer is still looking at.
+func (c *Config) RetentionPeriod() (time.Duration, error) {
+	if c.Retention == "" {
+		return models.DefaultRetention, nil
+	}
+	d, err := time.ParseDuration(c.Retention)
+	if err != nil || d < time.Hour {
+		return 0, fmt.Errorf("%w: %s=%q: want a duration of at least 1h, such as 720h", ErrUsage, EnvRetention, c.Retention)
+	}
+	return d, nil
 }
 
 // Delivery is the validated delivery settings of a worker.
@@ -244,9 +261,13 @@ func (c *Config) DatabaseURLOrDev() (string, error) {
 	return models.SQLiteURL(filepath.Join(c.DataDir, "streamhooks.db")), nil
 }
 
-// UseSecretKey makes the store encrypt webhook secrets with
-// STREAMHOOKS_SECRET_KEY. Production roles require it; the dev mode
-// (keyFile != "") falls back to a key it generates once in its data dir.
+// UseSecretKey makes the store encrypt webhook secrets with the key ring
+// of STREAMHOOKS_SECRET_KEY: a comma-separated list of base64 32-byte keys,
+// the current one (which seals) first, older ones after it (they only
+// open), so that the master key can be rotated without downtime. Production
+// roles require it; the dev mode (keyFile != "") falls back to one key it
+// generates once in its data dir. The variable, when set, wins over the
+// file.
 func (c *Config) UseSecretKey(store *models.Store, keyFile string) error {
 	raw := c.SecretKey
 	if raw == "" && keyFile != "" {
@@ -263,12 +284,15 @@ func (c *Config) UseSecretKey(store *models.Store, keyFile string) error {
 			return fmt.Errorf("read the dev secret key: %w", err)
 		}
 	}
-	if raw == "" {
-		return fmt.Errorf("%w: %s is required: a base64 32-byte key that encrypts webhook secrets at rest (e.g. openssl rand -base64 32)", ErrUsage, EnvSecretKey)
+	if strings.TrimSpace(raw) == "" {
+		return fmt.Errorf("%w: %s is required: a base64 32-byte key that encrypts webhook secrets at rest (e.g. openssl rand -base64 32), or during a key rotation a comma-separated list, current key first: <current>[,<older>...]", ErrUsage, EnvSecretKey)
 	}
-	key, err := models.ParseSecretKey(raw)
+	keys, err := models.ParseSecretKeys(raw)
 	if err != nil {
-		return fmt.Errorf("%w: %s: %v", ErrUsage, EnvSecretKey, err)
+		return fmt.Errorf("%w: %s: %v (the format is <current>[,<older>...], each a base64 32-byte key)", ErrUsage, EnvSecretKey, err)
 	}
-	return store.SetSecretKey(key)
+	if err := store.SetSecretKeys(keys...); err != nil {
+		return fmt.Errorf("%s: %w", EnvSecretKey, err)
+	}
+	return nil
 }
