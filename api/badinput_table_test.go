@@ -181,6 +181,19 @@ func newWorld(t *testing.T, s *models.Store, db *sql.DB) *world {
 	w.evB = w.event("b", "evt-b", "vid_b")
 	w.dB = w.deliveries(w.evB)[w.hookB]
 	w.attempt(w.dB, 503, models.DeliveryFailed)
+	// A row in each table of ordering, recovery and retention, so that
+	// "nothing changed" covers them too.
+	for _, q := range []string{
+		"INSERT INTO delivery_turns (webhook_id, asset_id, sent_sequence) VALUES ('" + w.hookA + "', 'vid_a', 1)",
+		"INSERT INTO recoveries (id, organization_id, webhook_id, since, workflow_id, state, planned, created_at, updated_at) VALUES " +
+			"('rec_fixture', 'a', '" + w.hookA + "', '2026-01-01 00:00:00+00:00', 'recover:rec_fixture', 'completed', true, '2026-01-01 00:00:00+00:00', '2026-01-01 00:00:00+00:00')",
+		"INSERT INTO recovery_items (recovery_id, delivery_id, state) VALUES ('rec_fixture', '" + w.dDone + "', 'succeeded')",
+		"INSERT INTO asset_sequences (organization_id, asset_id, last_sequence) VALUES ('a', 'vid_purged', 3)",
+	} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatalf("fixture: %v", err)
+		}
+	}
 	for _, id := range []string{w.dDone, w.dOff, w.dGone, w.dPending, w.dB} {
 		if id == "" {
 			t.Fatal("fixture: a delivery is missing")
@@ -236,7 +249,8 @@ func (w *world) attempt(deliveryID string, status int, state models.DeliveryStat
 
 // snapshotTables are every table of the schema (but the migrations'
 // bookkeeping).
-var snapshotTables = []string{"organizations", "api_tokens", "webhooks", "asset_events", "deliveries", "delivery_attempts"}
+var snapshotTables = []string{"organizations", "api_tokens", "webhooks", "asset_events", "deliveries", "delivery_attempts",
+	"delivery_turns", "recoveries", "recovery_items", "asset_sequences"}
 
 // snapshot captures every row of every table, exactly as stored (secrets
 // encrypted with a random nonce, so even a re-write of the same secret
@@ -266,7 +280,13 @@ func (w *world) rows(table, id string) []map[string]any {
 		q += " WHERE id = " + map[bool]string{true: "$1", false: "?"}[w.store.Dialect() == models.DialectPostgres]
 		args = append(args, id)
 	}
-	rows, err := w.db.Query(q+" ORDER BY id", args...)
+	// Tables keyed by several columns are ordered by all of them.
+	order := map[string]string{"delivery_turns": "webhook_id, asset_id", "recovery_items": "recovery_id, delivery_id",
+		"asset_sequences": "organization_id, asset_id"}[table]
+	if order == "" {
+		order = "id"
+	}
+	rows, err := w.db.Query(q+" ORDER BY "+order, args...)
 	if err != nil {
 		w.t.Fatalf("snapshot %s: %v", table, err)
 	}
@@ -400,6 +420,10 @@ func (w *world) badCases() []badCase {
 	ping := one + "ping/"
 	detail := "/api/v1/a/deliveries/" + w.dDone + "/"
 	redo := detail + "redeliver/"
+	rotate := one + "rotate-secret/"
+	recov := one + "recover/"
+	recovery := one + "recoveries/rec_0123456789abcdef01234567/"
+	const since = `{"since": "2026-01-01T00:00:00Z"}`
 	const events = "/internal/v1/asset-events/"
 	const hook = `{"url": "https://example.com/new", "secret_token": "s"}`
 	const ev = `{"organization_id": "a", "asset": {"id": "vid_new", "video": {"status": "Completed"}}}`
@@ -415,6 +439,7 @@ func (w *world) badCases() []badCase {
 	routes := []struct{ method, path, body string }{
 		{"POST", list, hook}, {"GET", list, ""}, {"GET", one, ""}, {"PUT", one, hook}, {"PATCH", one, `{"secret_token": "x"}`},
 		{"DELETE", one, ""}, {"GET", dels, ""}, {"POST", ping, ""}, {"GET", detail, ""}, {"POST", redo, ""}, {"POST", events, ev},
+		{"POST", rotate, ""}, {"POST", recov, since}, {"GET", recovery, ""},
 	}
 	for _, r := range routes {
 		var body any
@@ -607,6 +632,35 @@ func (w *world) badCases() []badCase {
 		badCase{"asset id LF", "POST", events, authDefault, "", `{"organization_id": "a", "asset": {"id": "v\n1"}}`, 400, fe("asset", printable)},
 		badCase{"asset id 201 bytes", "POST", events, authDefault, "", `{"organization_id": "a", "asset": {"id": "` + strings.Repeat("v", 201) + `"}}`, 400, fe("asset", printable)},
 		badCase{"asset deep without id", "POST", events, authDefault, "", `{"organization_id": "a", "asset": {"deep": ` + nested(5000) + `}}`, 400, fe("asset", needsID)},
+	)
+	// Webhook controls (DESIGN §10): filters, rotation, recovery.
+	notChoice := func(v string) string { return `["\"` + v + `\" is not a valid choice."]` }
+	add(
+		badCase{"statuses unknown", "PATCH", one, authDefault, "", `{"statuses": ["Completed", "Foo"]}`, 400, fe("statuses", notChoice("Foo"))},
+		badCase{"statuses not a list", "PATCH", one, authDefault, "", `{"statuses": "Completed"}`, 400, fe("statuses", `["Expected a list of items but got type \"str\"."]`)},
+		badCase{"statuses null", "POST", list, authDefault, "", `{"url": "https://example.com/x", "secret_token": "s", "statuses": null}`, 400, fe("statuses", null)},
+		badCase{"statuses number item", "PUT", one, authDefault, "", `{"url": "https://example.com/x", "secret_token": "s", "statuses": [1]}`, 400, fe("statuses", notChoice("1"))},
+		badCase{"asset_types unknown", "PATCH", one, authDefault, "", `{"asset_types": ["podcast"]}`, 400, fe("asset_types", notChoice("podcast"))},
+		badCase{"asset_types object", "PATCH", one, authDefault, "", `{"asset_types": {}}`, 400, fe("asset_types", `["Expected a list of items but got type \"dict\"."]`)},
+		badCase{"rotate grace too long", "POST", rotate, authDefault, "", `{"grace_period_seconds": 604801}`, 400, fe("grace_period_seconds", `["Ensure this value is less than or equal to 604800."]`)},
+		badCase{"rotate grace negative", "POST", rotate, authDefault, "", `{"grace_period_seconds": -1}`, 400, fe("grace_period_seconds", `["Ensure this value is greater than or equal to 0."]`)},
+		badCase{"rotate grace string", "POST", rotate, authDefault, "", `{"grace_period_seconds": "60"}`, 400, fe("grace_period_seconds", `["A valid integer is required."]`)},
+		badCase{"rotate grace fraction", "POST", rotate, authDefault, "", `{"grace_period_seconds": 1.5}`, 400, fe("grace_period_seconds", `["A valid integer is required."]`)},
+		badCase{"rotate secret blank", "POST", rotate, authDefault, "", `{"secret_token": " "}`, 400, fe("secret_token", blank)},
+		badCase{"rotate secret control", "POST", rotate, authDefault, "", `{"secret_token": "a\nb"}`, 400, fe("secret_token", control)},
+		badCase{"rotate not an object", "POST", rotate, authDefault, "", `[]`, 400, `{"non_field_errors": ["Invalid data. Expected a dictionary, but got list."]}`},
+		badCase{"rotate unknown webhook", "POST", list + "00000000-0000-4000-8000-000000000000/rotate-secret/", authDefault, "", nil, 404, notFound},
+		badCase{"rotate deleted webhook", "POST", list + w.hookGone + "/rotate-secret/", authDefault, "", nil, 404, notFound},
+		badCase{"recover without since", "POST", recov, authDefault, "", `{}`, 400, fe("since", required)},
+		badCase{"recover since not a time", "POST", recov, authDefault, "", `{"since": "last week"}`, 400,
+			fe("since", `["Datetime has wrong format. Use one of these formats instead: YYYY-MM-DDThh:mm[:ss[.uuuuuu]][+HH:MM|-HH:MM|Z]."]`)},
+		badCase{"recover until before since", "POST", recov, authDefault, "", `{"since": "2026-01-02T00:00:00Z", "until": "2026-01-01T00:00:00Z"}`, 400,
+			fe("until", `["Ensure this value is later than since."]`)},
+		badCase{"recover inactive webhook", "POST", list + w.hookOff + "/recover/", authDefault, "", since, 409,
+			`{"detail": "The webhook is inactive; re-enable it (is_active) before recovering its deliveries."}`},
+		badCase{"recover deleted webhook", "POST", list + w.hookGone + "/recover/", authDefault, "", since, 404, notFound},
+		badCase{"recovery unknown", "GET", recovery, authDefault, "", nil, 404, notFound},
+		badCase{"recovery of another webhook's path", "GET", list + w.hookOff + "/recoveries/rec_x/", authDefault, "", nil, 404, notFound},
 	)
 	return cs
 }
@@ -999,6 +1053,9 @@ func TestTenantIsolationAllRoutes(t *testing.T) {
 			{"DELETE", "webhooks/" + w.hookA + "/", nil},
 			{"GET", "webhooks/" + w.hookA + "/deliveries/", nil},
 			{"POST", "webhooks/" + w.hookA + "/ping/", nil},
+			{"POST", "webhooks/" + w.hookA + "/rotate-secret/", nil},
+			{"POST", "webhooks/" + w.hookA + "/recover/", `{"since": "2020-01-01T00:00:00Z"}`},
+			{"GET", "webhooks/" + w.hookA + "/recoveries/rec_x/", nil},
 			{"GET", "webhooks/" + w.hookOff + "/", nil},
 			{"POST", "webhooks/" + w.hookOff + "/ping/", nil},
 			{"GET", "deliveries/" + w.dDone + "/", nil},

@@ -63,6 +63,8 @@ func pythonType(body []byte) string {
 		return "NoneType"
 	case b[0] == '[':
 		return "list"
+	case b[0] == '{':
+		return "dict"
 	case b[0] == '"':
 		return "str"
 	case b[0] == 't' || b[0] == 'f':
