@@ -72,6 +72,10 @@ func newOrderSink(t *testing.T, behaviours ...orderBehaviour) *orderSink {
 			s.perID[r.Header.Get("webhook-id")]++
 			n := s.perID[r.Header.Get("webhook-id")]
 			s.mu.Unlock()
+			// The arrival time: an answer to a request that arrived before
+			// a kill may be lost with the killed sender, even if the hold
+			// ends after it.
+			arrived := time.Now()
 			status, hold := b(asset.ID, seq, n)
 			if hold > 0 {
 				select {
@@ -81,7 +85,7 @@ func newOrderSink(t *testing.T, behaviours ...orderBehaviour) *orderSink {
 			}
 			s.mu.Lock()
 			s.open[i][asset.ID]--
-			s.hits[i][asset.ID] = append(s.hits[i][asset.ID], seqHit{seq: seq, status: status, at: time.Now()})
+			s.hits[i][asset.ID] = append(s.hits[i][asset.ID], seqHit{seq: seq, status: status, at: arrived})
 			s.mu.Unlock()
 			w.WriteHeader(status)
 		}))
